@@ -1,0 +1,9 @@
+"""Placeholder connector; the full implementation follows."""
+
+from roles.api import ApiConnector
+
+
+class AsaConnector(ApiConnector):
+    @staticmethod
+    def make_names_data(name=None):
+        yield f"@exha-asa/{name}", {}, []

@@ -1,0 +1,194 @@
+"""The simulated ASA's SSH side: password login, a character-echoing terminal like the ASA's, the
+state folder (startup-config, host key) and the JSON-lines log of every line received."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from lab.asa_sim.cli import CliSession, Device, Reply
+from lab.asa_sim.config import AsaConfig, seed_config
+
+STARTUP_FILE = "startup-config"
+LOG_FILE = "commands.jsonl"
+HOST_KEY_FILE = "ssh_host_ed25519_key"
+SEED_OBJECTS = {"EXCH-SMTP": "10.0.0.23", "EXCH-HTTPS": "10.0.0.23"}
+SEED_OUTSIDE = "198.51.100.25"
+HIDDEN = "********"
+
+
+@dataclass(frozen=True)
+class AsaSettings:
+    """Everything the simulator is started with."""
+
+    listen: str
+    port: int
+    state: Path
+    hostname: str
+    username: str
+    password: str
+    enable_secret: str
+    initial_config: Path | None = None
+
+
+class CommandLog:
+    """Appends one JSON object per event to state/commands.jsonl (secrets never written)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, **entry: Any) -> None:
+        entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), **entry}
+        with self.path.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def load_device(settings: AsaSettings) -> Device:
+    """Read startup-config from the state folder (creating it from the initial config the first
+    time) into a fresh running-config, as a reload does."""
+    settings.state.mkdir(parents=True, exist_ok=True)
+    startup = settings.state / STARTUP_FILE
+    if not startup.exists():
+        if settings.initial_config is not None:
+            text = settings.initial_config.read_text()
+        else:
+            text = seed_config(settings.hostname, SEED_OBJECTS, SEED_OUTSIDE)
+        startup.write_text(AsaConfig.parse(text, settings.hostname).render())
+
+    def save(text: str) -> None:
+        tmp = startup.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, startup)
+
+    config = AsaConfig.parse(startup.read_text(), settings.hostname)
+    return Device(config=config, enable_secret=settings.enable_secret, save=save,
+                  load_startup=startup.read_text)
+
+
+def _host_key(state: Path) -> asyncssh.SSHKey:
+    path = state / HOST_KEY_FILE
+    if path.exists():
+        return asyncssh.read_private_key(str(path))
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(str(path))
+    path.chmod(0o600)
+    return key
+
+
+class _Auth(asyncssh.SSHServer):
+    """Password authentication against the one configured user; wrong password is refused at SSH."""
+
+    def __init__(self, settings: AsaSettings, log: CommandLog) -> None:
+        self.settings, self.log = settings, log
+        self.peer = "?"
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        peer = conn.get_extra_info("peername")
+        self.peer = peer[0] if peer else "?"
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        ok = hmac.compare_digest(username.encode(), self.settings.username.encode()) and \
+            hmac.compare_digest(password.encode(), self.settings.password.encode())
+        self.log.write(event="login", peer=self.peer, user=username, ok=ok)
+        return ok
+
+
+class AsaServer:
+    """Serves SSH sessions onto one shared `Device`."""
+
+    def __init__(self, settings: AsaSettings) -> None:
+        self.settings = settings
+        self.log = CommandLog(settings.state / LOG_FILE)
+        self.device = load_device(settings)
+        self._ids = itertools.count(1)
+
+    async def start(self) -> asyncssh.SSHAcceptor:
+        return await asyncssh.create_server(
+            lambda: _Auth(self.settings, self.log), self.settings.listen, self.settings.port,
+            server_host_keys=[_host_key(self.settings.state)], process_factory=self._session,
+            line_editor=False, encoding="utf-8", allow_scp=False, agent_forwarding=False,
+            x11_forwarding=False, keepalive_interval=0)
+
+    async def _session(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        sid = next(self._ids)
+        user = process.get_extra_info("username") or ""
+        peer = (process.get_extra_info("peername") or ("?",))[0]
+        cli = CliSession(self.device, user)
+        self._send(process, cli.greeting())
+        hide, buf, skip_lf = False, "", False
+        try:
+            while True:
+                try:
+                    data = await process.stdin.read(4096)
+                except (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
+                    continue
+                if not data:
+                    break
+                for ch in data:
+                    if skip_lf and ch == "\n":
+                        skip_lf = False
+                        continue
+                    skip_lf = ch == "\r"
+                    if ch in "\r\n":
+                        process.stdout.write("\r\n")
+                        mode = cli.mode
+                        self.log.write(event="command", session=sid, peer=peer, user=user, mode=mode,
+                                       command=HIDDEN if hide else buf)
+                        reply = cli.feed(buf)
+                        buf = ""
+                        hide = reply.hide_input
+                        self._send(process, reply)
+                        if reply.close:
+                            process.exit(0)
+                            return
+                    elif ch in "\x7f\b":
+                        if buf:
+                            buf = buf[:-1]
+                            if not hide:
+                                process.stdout.write("\b \b")
+                    elif ch == "\x03":   # Ctrl-C: drop the line
+                        buf = ""
+                        process.stdout.write("\r\n" + cli.prompt)
+                    elif ch >= " " or ch == "\t":
+                        buf += ch
+                        if not hide:
+                            process.stdout.write(ch)
+        except (asyncssh.DisconnectError, ConnectionError, BrokenPipeError):
+            return
+        process.exit(0)
+
+    @staticmethod
+    def _send(process: asyncssh.SSHServerProcess[str], reply: Reply) -> None:
+        text = reply.output
+        if text:
+            text = text.replace("\n", "\r\n")
+            if not text.endswith("\r\n"):
+                text += "\r\n"
+        process.stdout.write(text + reply.prompt.replace("\n", "\r\n"))
+
+
+async def serve(settings: AsaSettings) -> None:
+    """Run the simulator until cancelled."""
+    server = AsaServer(settings)
+    acceptor = await server.start()
+    server.log.write(event="start", listen=settings.listen, port=settings.port, hostname=server.device.config.hostname)
+    print(f"asa_sim: {server.device.config.hostname} listening on {settings.listen}:{settings.port}", flush=True)
+    try:
+        await acceptor.wait_closed()
+    finally:
+        acceptor.close()

@@ -1,0 +1,183 @@
+"""Fixtures for the device simulator tests: simulators as real subprocesses on loopback ports, and a
+real BIND 9 primary with a TSIG key in a temporary folder."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_tcp(address: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {address}:{port} after {timeout}s: {log.read_text()[-2000:]}")
+
+
+@dataclass
+class Daemon:
+    """A simulator subprocess on loopback that a test can stop and start again."""
+
+    argv: list[str]
+    address: str
+    port: int
+    log: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Daemon:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                         env={**os.environ, **self.env})
+        wait_tcp(self.address, self.port, self.proc, self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.stop()
+
+
+@dataclass(frozen=True)
+class AsaHandle:
+    daemon: Daemon
+    state: Path
+    host: str
+    port: int
+    username: str
+    password: str
+    secret: str
+
+    def netmiko_args(self, **over: object) -> dict[str, object]:
+        args: dict[str, object] = dict(device_type="cisco_asa", host=self.host, port=self.port,
+                                       username=self.username, password=self.password, secret=self.secret,
+                                       fast_cli=True, conn_timeout=10)
+        args.update(over)
+        return args
+
+
+@pytest.fixture
+def asa(tmp_path: Path, daemons: list[Daemon]) -> AsaHandle:
+    """A running ASA simulator on 127.0.0.3 and a random port, state in tmp_path/asa."""
+    host = "127.0.0.3"
+    port = free_port(host)
+    state = tmp_path / "asa"
+    password, secret = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    argv = [sys.executable, "-m", "lab.asa_sim", "--listen", host, "--port", str(port), "--state", str(state),
+            "--hostname", "asa1", "--username", "admin"]
+    d = Daemon(argv, host, port, tmp_path / "asa.log",
+               {"ASA_SIM_PASSWORD": password, "ASA_SIM_ENABLE_SECRET": secret})
+    daemons.append(d.start())
+    return AsaHandle(d, state, host, port, "admin", password, secret)
+
+
+# -- BIND 9 ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bind:
+    address: str
+    port: int
+    zone: str
+    tsig_name: str
+    tsig_secret: str
+    tsig_algorithm: str
+
+
+ZONE_TEXT = """$ORIGIN {zone}.
+$TTL 3600
+@       IN SOA dc1.{zone}. hostmaster.{zone}. ( 1 3600 600 86400 300 )
+        IN NS  dc1.{zone}.
+dc1     IN A   10.0.0.10
+outlook IN A   10.0.0.23
+ex13-1  IN A   10.0.0.23
+ex13-2  IN A   10.0.0.24
+"""
+
+
+@pytest.fixture
+def bind(tmp_path: Path, daemons: list[Daemon]) -> Bind:
+    """A real BIND 9 primary for corp.example on 127.0.0.4 that accepts RFC 2136 updates and zone
+    transfers signed with a fresh TSIG key."""
+    named = shutil.which("named") or "/usr/sbin/named"
+    if not Path(named).exists():
+        pytest.skip("BIND 9 (named) is not installed: apt-get install bind9")
+    host, zone = "127.0.0.4", "corp.example"
+    port = free_port(host)
+    folder = tmp_path / "bind"
+    folder.mkdir()
+    secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    (folder / f"{zone}.zone").write_text(ZONE_TEXT.format(zone=zone))
+    (folder / "named.conf").write_text(f"""
+key "exha-update" {{ algorithm hmac-sha256; secret "{secret}"; }};
+options {{
+    directory "{folder}";
+    pid-file "{folder}/named.pid";
+    listen-on port {port} {{ {host}; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+}};
+controls {{ }};
+zone "{zone}" {{
+    type primary;
+    file "{folder}/{zone}.zone";
+    allow-update {{ key "exha-update"; }};
+    allow-transfer {{ key "exha-update"; }};
+}};
+""")
+    argv = [named, "-g", "-4", "-c", str(folder / "named.conf")]
+    d = Daemon(argv, host, port, tmp_path / "named.log", {})
+    daemons.append(d.start())
+    return Bind(host, port, zone, "exha-update", secret, "hmac-sha256")
+
+
+@pytest.fixture
+def make_daemon(tmp_path: Path, daemons: list[Daemon]) -> Callable[..., Daemon]:
+    def make(name: str, argv: list[str], address: str, port: int, env: dict[str, str] | None = None) -> Daemon:
+        d = Daemon(argv, address, port, tmp_path / f"{name}.log", env or {})
+        daemons.append(d.start())
+        return d
+    return make

@@ -13,66 +13,24 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Generator, Iterable
-from typing import Any, TypedDict
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import operation
 
 from roles.api import show_diff
-from roles.errors import OperationInputError
+from roles.dns.records import ARecordState, addresses_of, describe, record_fqdn, ttl_of, zone_name
 from roles.winrm.facts import PowerShellFact
 from roles.winrm.powershell import TO_JSON, as_list, quote
 
-DEFAULT_TTL = 3600
-MAX_TTL = 2147483647
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d+):(\d+)(?:\.\d+)?$")
 STRICT = "$ErrorActionPreference = 'Stop'"
 
 
-class ARecordSet(TypedDict):
-    """The A records of one name: sorted addresses and their TTL in seconds."""
-
-    ttl: int
-    addresses: list[str]
-
-
-# -- input checks ------------------------------------------------------------------------------
-def check_zone(zone: object) -> str:
-    text = str(zone or "").strip().rstrip(".").lower()
-    if not text or not all(_LABEL.match(p) for p in text.split(".")):
-        raise OperationInputError(f"{zone!r} is not a DNS zone name", field="zone")
-    return text
-
-
-def check_record(record: object, zone: str) -> str:
-    """The record's name relative to the zone ("@" for the apex). A name ending in "." is absolute and
-    must lie inside the zone; a relative name may end in the zone's name."""
-    raw = str(record or "").strip().lower()
-    absolute, text = raw.endswith("."), raw.rstrip(".")
-    if text in ("@", zone):
-        return "@"
-    inside = text.endswith("." + zone)
-    text = text.removesuffix("." + zone)
-    if (absolute and not inside) or not text or not all(_LABEL.match(p) for p in text.split(".")):
-        raise OperationInputError(f"{record!r} is not a record name in zone {zone}", field="record")
-    return text
-
-
-def check_addresses(addresses: object) -> list[str]:
-    items: Iterable[Any] = [addresses] if isinstance(addresses, str) else addresses  # type: ignore[assignment]
-    try:
-        out = {str(ipaddress.IPv4Address(str(a).strip())) for a in items}
-    except (ipaddress.AddressValueError, TypeError) as e:
-        raise OperationInputError(f"{addresses!r} is not a list of IPv4 addresses ({e})",
-                                  field="addresses") from e
-    return sorted(out, key=lambda a: ipaddress.IPv4Address(a))
-
-
-def check_ttl(ttl: object) -> int:
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL:
-        raise OperationInputError(f"{ttl!r} is not a TTL in seconds (1-{MAX_TTL})", field="ttl")
-    return ttl
+def relative_name(zone: str, record: str) -> str:
+    """The record's name relative to the (validated) zone, "@" for the apex, as the DnsServer cmdlets take it."""
+    fqdn = record_fqdn(zone, record)
+    return "@" if fqdn == zone else fqdn.removesuffix("." + zone)
 
 
 # -- PowerShell --------------------------------------------------------------------------------
@@ -121,63 +79,60 @@ def _address(value: Any) -> str:
     return str(ipaddress.IPv4Address(str(value)))
 
 
-class WindowsARecord(PowerShellFact[ARecordSet | None]):
+class WindowsARecord(PowerShellFact["ARecordState | None"]):
     """Returns the A records of `record` in `zone` on this Windows DNS server, or None if it has none.
 
     {"ttl": 3600, "addresses": ["10.0.0.23"]}
     """
 
     def command(self, zone: str, record: str) -> str:
-        zone_ = check_zone(zone)
-        return get_script(zone_, check_record(record, zone_))
+        zone_ = zone_name(zone)
+        return get_script(zone_, relative_name(zone_, record))
 
-    def parse(self, data: Any) -> ARecordSet | None:
+    def parse(self, data: Any) -> ARecordState | None:
         records = as_list(data)
         if not records:
             return None
         addresses = sorted({_address(r["Address"]) for r in records}, key=ipaddress.IPv4Address)
-        return ARecordSet(ttl=min(_ttl_seconds(r["Ttl"]) for r in records), addresses=addresses)
+        return ARecordState(ttl=min(_ttl_seconds(r["Ttl"]) for r in records), addresses=addresses)
 
 
 @operation()
-def a_record(zone: str, record: str, addresses: list[str] | str,
-             ttl: int = DEFAULT_TTL) -> Generator[str, None, None]:
+def a_record(zone: str, record: str, addresses: str | Iterable[str],
+             ttl: int | None = None) -> Generator[str, None, None]:
     """
-    Ensure `record` in `zone` has exactly these A records on a Windows DNS server.
+    Make `record` in `zone` hold exactly these A records on a Windows DNS server (same shape as the
+    RFC 2136 provider's `dns.a_record`).
 
     + zone: the zone the server hosts, e.g. corp.example
-    + record: the name relative to the zone ("outlook"; "@" for the apex)
-    + addresses: the IPv4 addresses it must resolve to; an empty list removes its A records
-    + ttl: seconds
+    + record: name relative to the zone (`outlook`), `@`, or absolute inside it (`outlook.corp.example.`)
+    + addresses: one IPv4 address or a list of them
+    + ttl: TTL in seconds; default keeps the record's TTL (3600 for a new record)
 
     Missing addresses are added before stale ones are removed, so the name keeps resolving; a TTL
-    change replaces the set.
+    change replaces the records.
 
     **Example:**
 
     .. code:: python
 
-        windows.a_record(zone="corp.example", record="outlook", addresses=["10.0.0.28"], ttl=300)
+        windows.a_record(name="CAS array to the VIP", zone="corp.example", record="outlook",
+                         addresses=["10.0.0.28"])
     """
-    zone = check_zone(zone)
-    record = check_record(record, zone)
-    wanted = check_addresses(addresses)
-    ttl = check_ttl(ttl)
-    current = host.get_fact(WindowsARecord, zone=zone, record=record)
-    have = list(current["addresses"]) if current else []
-    label = f"{record}.{zone}/A" if record != "@" else f"{zone}/A"
-    if not wanted and not have:
-        host.noop(f"{label} already absent")
+    z = zone_name(zone)
+    fqdn = record_fqdn(z, record)
+    label = relative_name(z, record)
+    wanted = addresses_of(addresses)
+    current: ARecordState | None = host.get_fact(WindowsARecord, zone=z, record=label)
+    desired: ARecordState = {"ttl": ttl_of(ttl, current), "addresses": wanted}
+    if current == desired:
+        host.noop(f"{fqdn} A already {', '.join(wanted)} (ttl {desired['ttl']})")
         return
-    if wanted and current and have == wanted and current["ttl"] == ttl:
-        host.noop(f"{label} already {', '.join(wanted)} (ttl {ttl})")
-        return
-    if current and wanted and current["ttl"] != ttl:
-        lines = remove_lines(zone, record, have) + add_lines(zone, record, wanted, ttl)
+    have = current["addresses"] if current else []
+    if current and current["ttl"] != desired["ttl"]:
+        lines = remove_lines(z, label, have) + add_lines(z, label, wanted, desired["ttl"])
     else:
-        lines = (add_lines(zone, record, [a for a in wanted if a not in have], ttl)
-                 + remove_lines(zone, record, [a for a in have if a not in wanted]))
-    show_diff(host, label,
-              [f"{a} ttl {current['ttl']}" for a in have] if current else ["(absent)"],
-              [f"{a} ttl {ttl}" for a in wanted] or ["(absent)"])
+        lines = (add_lines(z, label, [a for a in wanted if a not in have], desired["ttl"])
+                 + remove_lines(z, label, [a for a in have if a not in wanted]))
+    show_diff(host, f"{fqdn} A", [describe(fqdn, current)], [describe(fqdn, desired)])
     yield "\n".join((STRICT, *lines))

@@ -23,6 +23,11 @@ def test_a_record(case):
     check_operation(windows.a_record, case)
 
 
-def test_signature_matches_rfc2136_shape():
-    params_ = list(inspect.signature(windows.a_record._inner).parameters)
-    assert params_ == ["zone", "record", "addresses", "ttl"]
+def test_signature_matches_rfc2136_provider():
+    """A deploy can swap providers: same leading parameters and defaults as dns.a_record."""
+    from roles.dns import operations as rfc2136
+
+    mine = inspect.signature(windows.a_record._inner).parameters
+    theirs = inspect.signature(rfc2136.a_record._inner).parameters
+    assert list(mine) == list(theirs)[:len(mine)] == ["zone", "record", "addresses", "ttl"]
+    assert all(mine[p].default == theirs[p].default for p in mine)

@@ -210,3 +210,111 @@ def check_operation(op: Any, case: Case) -> None:
         assert host.noops == [case.data["noop_description"]], f"{case.path}: noops were {host.noops}"
     else:
         assert not host.noops, f"{case.path}: unexpected noop {host.noops}"
+
+
+# ------------------------------------------------------------------------------------------ integration
+# Real peers (simulators, BIND) as subprocesses on loopback, and the pyinfra CLI run on a temporary
+# inventory. The `peers` fixture in tests/roles/conftest.py stops every Peer a test started.
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(address: str) -> int:
+    """A TCP port free on `address` right now (loopback only)."""
+    import socket
+
+    assert address.startswith("127."), "tests talk to loopback only"
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Peer:
+    """A device stand-in running as a subprocess, listening on `address:port` (TCP)."""
+
+    name: str
+    argv: list[str]
+    address: str
+    port: int
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    proc: Any = None
+
+    def start(self, timeout: float = 20.0) -> Peer:
+        import os
+        import socket
+        import subprocess
+        import time
+
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                         env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection((self.address, self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name}: nothing listens on {self.address}:{self.port} after {timeout}s")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+def write_inventory(folder: Path, groups: dict[str, list[tuple[str, dict[str, Any]]]],
+                    group_data: dict[str, Path] | None = None) -> Path:
+    """An inventory file `folder/inventory.py` with these groups, plus group_data files copied beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ['"""Temporary test inventory."""']
+    for group, hosts in groups.items():
+        lines.append(f"{group} = {hosts!r}")
+    path = folder / "inventory.py"
+    path.write_text("\n".join(lines) + "\n")
+    if group_data:
+        (folder / "group_data").mkdir(exist_ok=True)
+        for group, source in group_data.items():
+            (folder / "group_data" / f"{group}.py").write_text(source.read_text())
+    return path
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """One pyinfra CLI run: exit code, output, wall time."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_pyinfra(cwd: Path, inventory: Path, deploy: Path | str, *args: str, timeout: float = 180) -> CliRun:
+    """`pyinfra INVENTORY DEPLOY ARGS...` in `cwd` (relative paths such as backups land there)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    argv = [str(Path(sys.executable).with_name("pyinfra")), str(inventory), str(deploy), *args]
+    env = {**os.environ, "PYINFRA_PROGRESS": "off", "PYTHONWARNINGS": "ignore"}
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return CliRun(done.returncode, done.stdout, done.stderr, time.monotonic() - started)

@@ -62,7 +62,13 @@ def _dns() -> dict[str, Any]:
         "tsig_algorithm": "tsig_algorithm"})
 
 
-esxi = [("@exha-esxi/esxi1", {})]  # connection data: filled in by the vSphere role from "esxi1"
+def _esxi(host: str) -> dict[str, Any]:
+    return _prefixed("esxi", _endpoint(host), {
+        "host": "host", "port": "port", "username": "username", "password": "password",
+        "ca_file": "ca_file"})
+
+
+esxi = [("@exha-esxi/esxi1", _esxi("esxi1"))]
 dns = [("@exha-dns/dc1", _dns())]
 firewalls = [("@exha-asa/asa1", _asa("asa1"))]
 exchange = [("@exha-winrm/ex13-1", _winrm("ex13-1")), ("@exha-winrm/ex13-2", _winrm("ex13-2"))]

@@ -35,11 +35,15 @@ def relative_name(zone: str, record: str) -> str:
 
 # -- PowerShell --------------------------------------------------------------------------------
 def get_script(zone: str, record: str) -> str:
-    return (f"Get-DnsServerResourceRecord -ZoneName {quote(zone)} -Name {quote(record)} -RRType A"
-            " -ErrorAction SilentlyContinue"
-            " | Select-Object HostName,"
-            "@{Name='Address';Expression={$_.RecordData.IPv4Address.IPAddressToString}},"
-            "@{Name='Ttl';Expression={[int]$_.TimeToLive.TotalSeconds}}" + TO_JSON)
+    """Read one name's A records. A zone the server does not host stops with its error; a name with no
+    A records prints nothing (the cmdlet's not-found error is silenced and the script exits 0)."""
+    return "\n".join((
+        STRICT,
+        f"Get-DnsServerZone -Name {quote(zone)} | Out-Null",
+        f"Get-DnsServerResourceRecord -ZoneName {quote(zone)} -Name {quote(record)} -RRType A"
+        " -ErrorAction SilentlyContinue | Select-Object HostName,RecordType,RecordData,TimeToLive" + TO_JSON,
+        "exit 0",
+    ))
 
 
 def _timespan(ttl: int) -> str:
@@ -73,9 +77,11 @@ def _ttl_seconds(value: Any) -> int:
     return int(float(value))
 
 
-def _address(value: Any) -> str:
+def _address(record_data: Any) -> str:
+    """RecordData.IPv4Address: text once ConvertTo-Json reaches its depth, else an IPAddress object."""
+    value = record_data.get("IPv4Address") if isinstance(record_data, dict) else record_data
     if isinstance(value, dict):
-        value = value.get("IPAddressToString") or value.get("IPv4Address")
+        value = value.get("IPAddressToString")
     return str(ipaddress.IPv4Address(str(value)))
 
 
@@ -93,8 +99,8 @@ class WindowsARecord(PowerShellFact["ARecordState | None"]):
         records = as_list(data)
         if not records:
             return None
-        addresses = sorted({_address(r["Address"]) for r in records}, key=ipaddress.IPv4Address)
-        return ARecordState(ttl=min(_ttl_seconds(r["Ttl"]) for r in records), addresses=addresses)
+        addresses = sorted({_address(r["RecordData"]) for r in records}, key=ipaddress.IPv4Address)
+        return ARecordState(ttl=min(_ttl_seconds(r["TimeToLive"]) for r in records), addresses=addresses)
 
 
 @operation()

@@ -7,7 +7,7 @@ from typing import Any
 from roles.exchange import powershell as ps
 from roles.exchange.model import ClientAccessArray, MailboxDatabase, RpcPorts
 from roles.winrm.facts import PowerShellFact
-from roles.winrm.powershell import as_list
+from roles.winrm.powershell import as_list, parse_json_documents
 
 
 def _text(value: Any) -> str:
@@ -82,10 +82,12 @@ class RpcStaticPorts(PowerShellFact[RpcPorts]):
     def default() -> RpcPorts:
         return RpcPorts(rpc_port=None, ab_port=None)
 
+    def decode(self, output: list[str]) -> Any:
+        return parse_json_documents(output)  # one line per registry key
+
     def parse(self, data: Any) -> RpcPorts:
-        if data is None:
-            return self.default()
-        if not isinstance(data, dict):
-            raise ValueError(f"expected one JSON object, got {data!r}")
-        return RpcPorts(rpc_port=_port(data.get("RpcPort"), ps.RPC_VALUE),
-                        ab_port=_port(data.get("AbPort"), ps.AB_VALUE))
+        values: dict[str, Any] = {}
+        for obj in as_list(data):
+            values.update({k.lower(): v for k, v in obj.items()})
+        return RpcPorts(rpc_port=_port(values.get(ps.RPC_VALUE.lower()), ps.RPC_VALUE),
+                        ab_port=_port(values.get(ps.AB_VALUE.lower()), ps.AB_VALUE))

@@ -22,10 +22,11 @@ GET_CLIENT_ACCESS_ARRAYS = (
 GET_MAILBOX_DATABASES = (
     "Get-MailboxDatabase | Select-Object Identity,RpcClientAccessServer,Server" + TO_JSON
 )
+#: one JSON line per registry key; a missing value reads as null, a missing key stops with an error
 GET_RPC_STATIC_PORTS = "\n".join((
-    f"$rpc = (Get-ItemProperty -Path {quote(RPC_KEY)} -ErrorAction SilentlyContinue).{quote(RPC_VALUE)}",
-    f"$ab = (Get-ItemProperty -Path {quote(AB_KEY)} -ErrorAction SilentlyContinue).{quote(AB_VALUE)}",
-    "[pscustomobject]@{RpcPort = $rpc; AbPort = $ab}" + TO_JSON,
+    STRICT,
+    f"Get-ItemProperty -Path {quote(RPC_KEY)} | Select-Object {quote(RPC_VALUE)}" + TO_JSON,
+    f"Get-ItemProperty -Path {quote(AB_KEY)} | Select-Object {quote(AB_VALUE)}" + TO_JSON,
 ))
 
 

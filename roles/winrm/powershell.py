@@ -43,6 +43,11 @@ def parse_json(lines: Iterable[str]) -> Any:
         raise JsonOutputError(f"not JSON ({e.msg} at char {e.pos}): {text[:80]!r}") from e
 
 
+def parse_json_documents(lines: Iterable[str]) -> list[Any]:
+    """Output of several `ConvertTo-Json -Compress` statements: one JSON document per line."""
+    return [parse_json([line]) for line in lines if line.strip()]
+
+
 def as_list(data: Any) -> list[dict[str, Any]]:
     """`ConvertTo-Json` prints one object bare and several as an array; always give a list of objects."""
     if data is None:

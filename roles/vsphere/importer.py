@@ -88,12 +88,16 @@ def resolve(si: Any, snap: snapshot.Snapshot, req: ImportRequest, host: str) -> 
 
 
 def property_values(pkg: ovf.OvfPackage, wanted: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The properties the OVF declares (matched by full id or by key), and the names it does not."""
-    by_key = {pid.split(".")[1] if pid.count(".") == 2 else pid: pid for pid in pkg.properties}
+    """The properties the OVF declares (matched by full id or by key, case-insensitively) with their
+    values, and the requested names it does not declare."""
+    by_name: dict[str, str] = {}
+    for pid in pkg.properties:
+        by_name.setdefault(pid.lower(), pid)
+        by_name.setdefault((pid.split(".")[1] if pid.count(".") == 2 else pid).lower(), pid)
     known: dict[str, str] = {}
     unknown: list[str] = []
     for key, value in wanted.items():
-        pid = key if key in pkg.properties else by_key.get(key)
+        pid = by_name.get(key.lower())
         if pid is None:
             unknown.append(key)
         else:

@@ -63,17 +63,23 @@ def network_object(
             target.noop(_converged(object_name, running))
             return
         lines = []
-        show_diff(target, f"object network {object_name} (startup-config)", object_lines(object_name, startup),
-                  object_lines(object_name, running))
+        _diff(target, f"object network {object_name} (unsaved: startup-config)", object_lines(object_name, startup),
+              object_lines(object_name, running))
     else:
         if desired is None:
             lines = [f"no object network {object_name}"]
         else:
             lines = [f"object network {object_name}", f" {desired['kind']} {desired['value']}"]
-        show_diff(target, f"object network {object_name}", object_lines(object_name, running),
-                  object_lines(object_name, desired))
+        _diff(target, f"object network {object_name}", object_lines(object_name, running),
+              object_lines(object_name, desired))
     yield ApiCall("asa.network_object", object_name=object_name, lines=lines, expect=desired, save=save,
                   backup_dir=backup_dir)
+
+
+def _diff(target: object, label: str, before: list[str], after: list[str]) -> None:
+    """Show only the lines that change (an unchanged NAT line is not news)."""
+    show_diff(target, label, [line for line in before if line not in after],
+              [line for line in after if line not in before])
 
 
 def _converged(object_name: str, running: ObjectState | None) -> str:

@@ -136,9 +136,16 @@ def tear_down(lab: Lab, loaded: Loaded, progress: Callable[[str], None] = lambda
 
 
 def collect_status(lab: Lab, loaded: Loaded) -> list[ServiceStatus]:
-    """Every component's real status; a component whose check fails reports as down."""
+    """Every component's real status; a component whose check fails reports as down. Without the
+    lab network only the network itself is checked: no probe may leave by the machine's own routes."""
+    from lab.network import network_up
+
     out: list[ServiceStatus] = []
+    net_up = network_up(lab)
     for c in loaded.components:
+        if c.name != "network" and not net_up:
+            out.append(ServiceStatus(c.name, c.name, "", None, "down", "lab network is not up"))
+            continue
         try:
             out += c.status(lab)
         except LabError as e:

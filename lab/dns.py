@@ -25,6 +25,7 @@ import dns.rdatatype
 
 from lab.context import Lab, ServiceStatus, run
 from lab.errors import LabError
+from lab.network import require_routed, routed
 from lab.topology import LabHost, Topology
 
 TSIG_ALGORITHM = "hmac-sha256"
@@ -186,6 +187,8 @@ class DnsComponent:
     def start(self, lab: Lab) -> None:
         t = lab.topology
         p = plan(t)
+        for host in (p.primary, *p.secondaries):
+            require_routed(lab, host.address)
         key = _tsig(lab)
         serial = int(dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d00")) + 1
         servers = [(p.primary, True), *((s, False) for s in p.secondaries)]
@@ -199,7 +202,7 @@ class DnsComponent:
             else:
                 conf = self._write(lab, host, secondary_conf(folder, host, p, key), None)
             lab.spawn(_daemon(host), host.namespace, ["named", "-g", "-c", str(conf)])
-        for host, _ in servers:
+            # The primary first: a secondary whose first refresh is refused waits minutes to retry.
             self._wait(lab, host, p.zone)
         lab.set_credentials("dns", {
             "zone": p.zone,
@@ -224,9 +227,12 @@ class DnsComponent:
     def status(self, lab: Lab) -> list[ServiceStatus]:
         p = plan(lab.topology)
         creds = lab.credentials().get("dns", {})
-        primary_serial = soa_serial(p.primary.address, p.zone)
+        primary_serial = soa_serial(p.primary.address, p.zone) if routed(lab, p.primary.address) else None
         out: list[ServiceStatus] = []
         for host in (p.primary, *p.secondaries):
+            if not routed(lab, host.address):
+                out.append(ServiceStatus(host.name, "dns", host.address, 53, "down", "lab network is not up", creds))
+                continue
             serial = primary_serial if host is p.primary else soa_serial(host.address, p.zone)
             role = "primary" if host is p.primary else "secondary"
             if serial is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lab.context import Lab, ServiceStatus, tcp_open
 from lab.errors import LabError
+from lab.network import require_routed, routed
 from lab.topology import LabHost
 
 SMTP_PORT = 25
@@ -46,6 +47,7 @@ def folder(lab: Lab, host: LabHost) -> Path:
 
 def start_server(lab: Lab, host: LabHost) -> None:
     """Start one stand-in unless it runs; wait until SMTP and HTTPS accept connections."""
+    require_routed(lab, host.address)
     cert = lab.server_cert(host, extra_dns=[lab.topology.cas_array_fqdn, f"autodiscover.{lab.topology.domain}"])
     argv = lab.python_argv("lab.exchange_standin", "--name", server_name(host), "--fqdn", host.fqdn,
                            "--folder", str(folder(lab, host)), "--cert", str(cert.cert), "--key", str(cert.key))
@@ -132,6 +134,10 @@ class ExchangeComponent:
     def status(self, lab: Lab) -> list[ServiceStatus]:
         out: list[ServiceStatus] = []
         for host in lab.topology.by_role("exchange"):
+            if not routed(lab, host.address):
+                out += [ServiceStatus(host.name, svc, host.address, port, "down", "lab network is not up")
+                        for svc, port in (("smtp", SMTP_PORT), ("https", HTTPS_PORT), ("rpc", RPC_PORT))]
+                continue
             maint = " (maintenance: health pages answer 503)" if in_maintenance(lab, host) else ""
             for service, port, (ok, detail) in (
                 ("smtp", SMTP_PORT, probe_smtp(host)),

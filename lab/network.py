@@ -264,6 +264,26 @@ def _admin_addresses(topology: Topology) -> set[str]:
             for i in link.get("addr_info", [])}
 
 
+def routed(lab: Lab, address: str) -> bool:
+    """True if traffic from the machine to `address` goes through the lab's admin link (so a probe
+    can never leave the machine by its default route)."""
+    t = lab.topology
+    return link_exists(t.admin_interface) and address in _admin_routes(t)
+
+
+def network_up(lab: Lab) -> bool:
+    """True if the admin link exists and routes every lab address."""
+    t = lab.topology
+    return link_exists(t.admin_interface) and set(t.lab_addresses()) <= _admin_routes(t)
+
+
+def require_routed(lab: Lab, address: str) -> None:
+    """Raise LabError unless `address` is routed through the lab's admin link."""
+    if not routed(lab, address):
+        raise LabError(f"{address}: not routed through {lab.topology.admin_interface}; "
+                       "the lab network is not up (run `exha lab up`)")
+
+
 def host_namespaces(topology: Topology) -> dict[str, list[str]]:
     """Namespaces the network component owns -> their addresses. Balancer VMs attach their own."""
     return {h.namespace: [h.address] for h in topology.hosts.values() if h.role != "balancer-vm"}

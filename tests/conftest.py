@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -30,6 +30,15 @@ def _skip_reason() -> str | None:
     if not shutil.which("ip") or not os.path.isdir("/proc/sys/net"):
         return "the rehearsal lab needs iproute2 and network namespaces"
     return None
+
+
+ExhaRunner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="session")
+def exha_run() -> ExhaRunner:
+    """Run the `exha` command (this interpreter, output captured): exha_run("lab", "status")."""
+    return exha
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,8 @@ def _property_xml() -> str:
 def descriptor(spec: ApplianceSpec, disk_name: str, disk_size: int) -> str:
     """The OVF 1.0 descriptor text."""
     if not 1 <= spec.cpus <= 2 or not 1024 <= spec.memory_mb <= 2048:
-        raise LabError(f"appliance: cpus must be 1-2 and memory_mb 1024-2048, got {spec.cpus}, {spec.memory_mb}")
+        raise LabError(f"appliance: cpus must be 1-2 and memory_mb 1024-2048, "
+                       f"got {spec.cpus}, {spec.memory_mb}")
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
           xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"

@@ -115,7 +115,8 @@ class VSphereComponent:
                     detail = f"{about.fullName} ({about.apiType}), login as {USERNAME} ok, TLS verified"
                 out.append(ServiceStatus(host.name, "vsphere", host.address, self.port, "up", detail, shown))
             except LabError as e:
-                out.append(ServiceStatus(host.name, "vsphere", host.address, self.port, "down", str(e), shown))
+                out.append(ServiceStatus(host.name, "vsphere", host.address, self.port, "down", str(e),
+                                         shown))
         return out
 
     def stop(self, lab: Lab) -> None:

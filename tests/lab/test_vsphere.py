@@ -119,8 +119,10 @@ def test_guest_address_reported_through_extra_config(simulator: tuple[Lab, VSphe
     files = write_ovf(tmp_path / "ovf")
     with session(creds) as si:
         vm = find_vm(si, "exhv-guest") or import_ovf(si, creds, files.ovf, "exhv-guest")
-        spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key="SET.guest.ipAddress", value="10.0.0.250"),
-                                              vim.option.OptionValue(key="SET.guest.hostName", value="lbx")])
+        spec = vim.vm.ConfigSpec(extraConfig=[
+            vim.option.OptionValue(key="SET.guest.ipAddress", value="10.0.0.250"),
+            vim.option.OptionValue(key="SET.guest.hostName", value="lbx"),
+        ])
         wait_task(vm.ReconfigVM_Task(spec))
         assert vm.guest.ipAddress == "10.0.0.250" and vm.guest.hostName == "lbx"
 

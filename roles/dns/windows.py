@@ -35,11 +35,11 @@ def relative_name(zone: str, record: str) -> str:
 
 # -- PowerShell --------------------------------------------------------------------------------
 def get_script(zone: str, record: str) -> str:
-    """Read one name's A records. A zone the server does not host stops with its error; a name with no
-    A records prints nothing (the cmdlet's not-found error is silenced and the script exits 0)."""
+    """Read one name's A records. The zone's SOA is read first, so a zone the server does not host stops
+    with its error; a name with no A records prints nothing (that not-found error is silenced, exit 0)."""
     return "\n".join((
         STRICT,
-        f"Get-DnsServerZone -Name {quote(zone)} | Out-Null",
+        f"Get-DnsServerResourceRecord -ZoneName {quote(zone)} -Name '@' -RRType SOA | Out-Null",
         f"Get-DnsServerResourceRecord -ZoneName {quote(zone)} -Name {quote(record)} -RRType A"
         " -ErrorAction SilentlyContinue | Select-Object HostName,RecordType,RecordData,TimeToLive" + TO_JSON,
         "exit 0",

@@ -1,28 +1,37 @@
-"""Exchange Client Access settings for a load-balanced CAS array, checked and ensured on every host
-of the `exchange` group: the CAS array FQDN, each mailbox database's RPC Client Access server, and
-static RPC ports for MSExchangeRPC / MSExchangeAB.
+"""Exchange Client Access settings for a load-balanced CAS array, checked and ensured on the hosts of
+the `exchange` group: the CAS array FQDN (an organization object: changed from the group's first host
+only), each server's mailbox databases handing out the array FQDN as RPC Client Access server, and
+static RPC ports for MSExchangeRPC / MSExchangeAB (each service restarted only if its port changed).
 
     pyinfra inventory/lab.py deploys/exchange.py --dry --diff     # show what would change
     pyinfra inventory/lab.py deploys/exchange.py -y               # ensure it
+
+Site values (inventory group_data/all.py): cas_array_fqdn, cas_array_name, exchange_site (only to
+create a missing array), exchange_rpc_port, exchange_ab_port; per host: exchange_server (defaults to
+the inventory name, e.g. ex13-1).
 """
 
 from __future__ import annotations
 
-from pyinfra import host
+from pyinfra import host, inventory
 
 from roles.exchange import operations as exchange
 
 if "exchange" in host.groups:
     fqdn = host.data.get("cas_array_fqdn") or "outlook.corp.example"
-    exchange.client_access_array(
-        name="Exchange: CAS array FQDN",
-        identity=host.data.get("cas_array_name") or fqdn.split(".")[0],
-        fqdn=fqdn,
-        site=host.data.get("exchange_site"),
-    )
+    org_host = inventory.get_group("exchange")[0]
+
+    if host == org_host:
+        exchange.client_access_array(
+            name="Exchange: CAS array FQDN",
+            identity=host.data.get("cas_array_name") or fqdn.split(".")[0],
+            fqdn=fqdn,
+            site=host.data.get("exchange_site"),
+        )
     exchange.rpc_client_access_server(
         name="Exchange: mailbox databases use the CAS array",
         server_fqdn=fqdn,
+        server=host.data.get("exchange_server") or host.name.rsplit("/", 1)[-1],
     )
     exchange.static_rpc_ports(
         name="Exchange: static RPC ports",

@@ -1,0 +1,1 @@
+"""A WinRM / PowerShell simulator for the rehearsal lab (docstring completed below)."""

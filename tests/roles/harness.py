@@ -32,6 +32,8 @@ Use it from a test module under tests/roles/<kind>/ (tests/roles/conftest.py put
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,3 +320,30 @@ def run_pyinfra(cwd: Path, inventory: Path, deploy: Path | str, *args: str, time
     started = time.monotonic()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return CliRun(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+@contextmanager
+def loopback_addresses(*addresses: str) -> Iterator[None]:
+    """Extra 127.x addresses on `lo` for daemons that only listen on configured addresses (BIND).
+
+    Linux already routes all of 127.0.0.0/8 to `lo`, so a /32 there changes no routing; only the addresses
+    this call added are removed afterwards. Needs root: skips the test otherwise.
+    """
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to add loopback addresses for BIND")
+    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "lo"], capture_output=True, text=True,
+                           check=True).stdout
+    added = []
+    try:
+        for address in addresses:
+            assert address.startswith("127."), "loopback addresses only"
+            if f" {address}/" not in shown:
+                subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
+                added.append(address)
+        yield
+    finally:
+        for address in added:
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)

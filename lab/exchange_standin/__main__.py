@@ -15,7 +15,15 @@ def main() -> None:
     ap.add_argument("--folder", required=True, help="state folder (mail store, maintenance flag)")
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
-    asyncio.run(serve(settings_from(ap.parse_args())))
+    ap.add_argument("--access-log", action="store_true", help="log one line per HTTP request")
+    settings = settings_from(ap.parse_args())
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(settings))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings))
 
 
 if __name__ == "__main__":

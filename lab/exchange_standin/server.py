@@ -32,6 +32,7 @@ class Settings:
     cert: Path
     key: Path
     bind: str = "0.0.0.0"
+    access_log: bool = False  # one line per HTTP request; off so load tests do not pay for it
 
     @property
     def maintenance_flag(self) -> Path:
@@ -84,7 +85,8 @@ async def _serve_http(settings: Settings, scheme: str, reader: asyncio.StreamRea
             resp = respond(req, settings.identity, peer, scheme, settings.maintenance_flag.exists())
             writer.write(resp.encode(req.keep_alive, head_only=req.method == "HEAD"))
             await writer.drain()
-            print(f"{scheme} {peer} {req.method} {req.target} {resp.status}", flush=True)
+            if settings.access_log:
+                print(f"{scheme} {peer} {req.method} {req.target} {resp.status}", flush=True)
             if not req.keep_alive:
                 return
     except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
@@ -145,4 +147,5 @@ async def serve(settings: Settings) -> None:
 
 
 def settings_from(args: Any) -> Settings:
-    return Settings(Identity(args.name, args.fqdn), Path(args.folder), Path(args.cert), Path(args.key))
+    return Settings(Identity(args.name, args.fqdn), Path(args.folder), Path(args.cert), Path(args.key),
+                    access_log=bool(args.access_log))

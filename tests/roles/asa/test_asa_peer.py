@@ -189,3 +189,17 @@ def test_host_key_is_verified_when_known_hosts_given(asa: Asa) -> None:
     assert run.rc == 1
     assert_clean(run)
     assert f"host key of {ADDRESS}:{asa.peer.port} is not the one in {bad}" in run.stderr, run.stderr
+
+
+def test_facts_from_the_command_line(asa: Asa) -> None:
+    import json
+
+    run = run_pyinfra(asa.work, asa.inventory(), "fact", "roles.asa.facts.NetworkObject", "object_name=EXCH-SMTP",
+                      "--json")
+    assert run.rc == 0, run.output
+    state = {"kind": "host", "value": "10.0.0.23", "nat": [NAT.strip()]}
+    assert json.loads(run.stdout) == {"roles.asa.facts.NetworkObject (object_name=EXCH-SMTP)": {
+        "@exha-asa/asa1": {"running": state, "startup": state}}}
+    run = run_pyinfra(asa.work, asa.inventory(), "fact", "roles.asa.facts.NetworkObjects", "--json")
+    assert set(json.loads(run.stdout)["roles.asa.facts.NetworkObjects"]["@exha-asa/asa1"]) == {"EXCH-SMTP",
+                                                                                         "EXCH-HTTPS"}

@@ -226,6 +226,7 @@ def _call(method: str, **params: Any) -> Any:
 def test_wrong_tsig_secret_is_one_line(bind: Dns) -> None:
     wrong = base64.b64encode(secrets.token_bytes(32)).decode()
     line = one_error_line(bind.run("-y", dns_tsig_secret=wrong), "TSIG")
+    print("\n" + line)
     assert "TSIG BADSIG (PeerBadSignature)" in line and f"{PRIMARY}:{bind.port}" in line, line
     assert wrong not in line
     assert bind.answer(PRIMARY) == (3600, ["10.0.0.23"])
@@ -233,12 +234,14 @@ def test_wrong_tsig_secret_is_one_line(bind: Dns) -> None:
 
 def test_unknown_tsig_key_is_one_line(bind: Dns) -> None:
     line = one_error_line(bind.run("-y", dns_tsig_name="no-such-key"), "TSIG")
+    print("\n" + line)
     assert "does not know TSIG key 'no-such-key'" in line and "TSIG BADKEY (PeerBadKey)" in line, line
     assert bind.answer(PRIMARY) == (3600, ["10.0.0.23"])
 
 
 def test_zone_not_served_is_one_line(bind: Dns) -> None:
     line = one_error_line(bind.run("-y", dns_zone="other.example", zone="other.example"), "not served")
+    print("\n" + line)
     assert f"zone other.example is not served by {PRIMARY}:{bind.port} (REFUSED)" in line, line
 
 
@@ -246,5 +249,20 @@ def test_lagging_secondary_fails_after_verify_timeout(bind: Dns) -> None:
     bind.secondary.stop()
     run = bind.run("-y", dns_verify_timeout=1.5, dns_timeout=0.5)
     line = one_error_line(run, "still differ")
+    print("\n" + line)
     assert f"{SECONDARY}:" in line and f"{PRIMARY}:" not in line.split("still differ")[1], line
     assert bind.answer(PRIMARY) == (3600, ["10.0.0.28"])
+
+
+def test_facts_from_the_command_line(bind: Dns) -> None:
+    import json
+
+    inventory = write_inventory(bind.work, {"dns": [("@exha-dns/dc1", bind.data())]}, {"all": SITE})
+    record = run_pyinfra(bind.work, inventory, "fact", "roles.dns.facts.ARecord", f"zone={ZONE}", "record=outlook",
+                         "--json")
+    assert record.rc == 0, record.output
+    assert json.loads(record.stdout) == {f"roles.dns.facts.ARecord (record=outlook, zone={ZONE})": {
+        "@exha-dns/dc1": {"ttl": 3600, "addresses": ["10.0.0.23"]}}}
+    servers = run_pyinfra(bind.work, inventory, "fact", "roles.dns.facts.ZoneNameservers", f"zone={ZONE}", "--json")
+    assert json.loads(servers.stdout) == {f"roles.dns.facts.ZoneNameservers (zone={ZONE})": {
+        "@exha-dns/dc1": {f"dc1.{ZONE}": [PRIMARY], f"dns2.{ZONE}": [SECONDARY]}}}

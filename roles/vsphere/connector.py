@@ -79,7 +79,7 @@ class EsxiConnector(ApiConnector):
         return session.Endpoint(host=d.get("esxi_host") or self.label, port=int(d.get("esxi_port") or 443),
                                 username=d.get("esxi_username") or "root", password=d["esxi_password"],
                                 ca_file=d.get("esxi_ca_file"), thumbprint=d.get("esxi_thumbprint"),
-                                timeout=float(d.get("esxi_timeout") or 30.0))
+                                timeout=float(d.get("esxi_timeout") or 30.0), name=self.label)
 
     def open(self) -> None:
         self.ep = self.endpoint()
@@ -170,7 +170,7 @@ class EsxiConnector(ApiConnector):
         try:
             pkg = ovf.load(ovf_path)
         except ovf.OvfError as e:
-            raise OperationInputError(str(e), field="ovf_path") from e
+            raise OperationInputError(str(e), field=f"{self.label}: ovf_path") from e
         req = ImportRequest(vm_name, ovf_path, datastore, network, folder, resource_pool,
                             dict(properties or {}), self.datacenter())
         importer = Importer(self.si, self.ep, self.ssl_context, self.label, self._progress(vm_name),
@@ -185,6 +185,10 @@ class EsxiConnector(ApiConnector):
             self.host.log(f"{vm_name}: {w}", logger.warning)
         self.log.info("imported %s from %s (%d bytes)", vm_name, ovf_path, result.bytes_uploaded)
         return {"imported": vm_name, "bytes": result.bytes_uploaded, "warnings": list(result.warnings)}
+
+    def api_vsphere_refuse(self, reason: str) -> dict[str, Any]:
+        """An operation found its input unusable while executing: fail this host with its reason."""
+        raise OperationInputError(reason.split(": ", 1)[-1], field=self.label)
 
     def api_vsphere_power_on(self, vm_name: str) -> dict[str, Any]:
         vm = self._vm(vm_name, "vsphere.power_on")

@@ -31,6 +31,16 @@ def _host_label() -> str:
     return str(host.name).split("/", 1)[-1]
 
 
+def _refuse(message: str) -> Generator[ApiCall, None, None]:
+    """Stop the operation with a one-line error before anything changes. While planning, that is an
+    OperationError; when executing without a plan (-y), a command the connector refuses, so pyinfra
+    reports it as this host's error instead of a traceback from inside its worker."""
+    state = ctx_state.get() if ctx_state.isset() else None
+    if state is None or not state.is_executing:
+        raise OperationError(message)
+    yield ApiCall("vsphere.refuse", reason=message)
+
+
 def placement_errors(inv: dict[str, list[str]], datastore: str, network: str, folder: str | None,
                      resource_pool: str | None) -> list[str]:
     """Pure: what is wrong with the requested placement, each naming what exists."""
@@ -140,10 +150,12 @@ def vm_from_ovf(
     try:
         pkg = ovf.load(ovf_path)
     except ovf.OvfError as e:
-        raise OperationError(f"{label}: ovf_path: {e}") from None
+        yield from _refuse(f"{label}: ovf_path: {e}")
+        return
     errors = placement_errors(host.get_fact(Inventory), datastore, network, folder, resource_pool)
     if errors:
-        raise OperationError(f"{label}: cannot place VM {vm_name}: {'; '.join(errors)}")
+        yield from _refuse(f"{label}: cannot place VM {vm_name}: {'; '.join(errors)}")
+        return
 
     current = host.get_fact(VirtualMachines).get(vm_name)
     changed = False

@@ -34,9 +34,15 @@ class Endpoint:
     ca_file: str | None
     thumbprint: str | None
     timeout: float
+    #: the inventory name errors start with (default: the address)
+    name: str = ""
 
     def label(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def who(self) -> str:
+        return self.name or self.host
 
 
 def _ssl_context(ep: Endpoint) -> ssl.SSLContext:
@@ -44,7 +50,7 @@ def _ssl_context(ep: Endpoint) -> ssl.SSLContext:
         try:
             return ssl.create_default_context(cafile=ep.ca_file)
         except (OSError, ssl.SSLError) as e:
-            raise DeviceConnectError(f"esxi_ca_file {ep.ca_file}: {e.strerror or e}", host=ep.host) from e
+            raise DeviceConnectError(f"esxi_ca_file {ep.ca_file}: {e.strerror or e}", host=ep.who) from e
     if ep.thumbprint:
         # The certificate is pinned by thumbprint below, so chain validation is not what protects it.
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -52,7 +58,7 @@ def _ssl_context(ep: Endpoint) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     raise DeviceConnectError("set esxi_ca_file (CA to verify the server certificate) or esxi_thumbprint",
-                             host=ep.host)
+                             host=ep.who)
 
 
 def _normal_thumbprint(value: str) -> str:
@@ -69,11 +75,11 @@ def _check_thumbprint(ep: Endpoint, ctx: ssl.SSLContext) -> None:
     algo = {40: "sha1", 64: "sha256", 128: "sha512"}.get(len(want))
     if algo is None:
         raise DeviceConnectError(f"esxi_thumbprint {ep.thumbprint!r} is not a SHA-1/256/512 thumbprint",
-                                 host=ep.host)
+                                 host=ep.who)
     got = hashlib.new(algo, der).hexdigest()
     if got != want:
         raise DeviceConnectError(f"TLS certificate thumbprint mismatch on {ep.label()}: the server presents "
-                                 f"{got.upper()}, esxi_thumbprint pins {want.upper()}", host=ep.host)
+                                 f"{got.upper()}, esxi_thumbprint pins {want.upper()}", host=ep.who)
 
 
 def connect(ep: Endpoint) -> Any:
@@ -86,20 +92,20 @@ def connect(ep: Endpoint) -> Any:
                             httpConnectionTimeout=ep.timeout, connectionPoolTimeout=-1)
     except vim.fault.InvalidLogin as e:
         raise DeviceAuthError(f"{ep.label()} refused the login for user {ep.username!r}",
-                              host=ep.host) from e
+                              host=ep.who) from e
     except ssl.SSLCertVerificationError as e:
         raise DeviceConnectError(f"TLS verification of {ep.label()} against {ep.ca_file} failed: "
-                                 f"{e.verify_message or e.reason}", host=ep.host) from e
+                                 f"{e.verify_message or e.reason}", host=ep.who) from e
     except ssl.SSLError as e:
-        raise DeviceConnectError(f"TLS handshake with {ep.label()} failed: {e.reason or e}", host=ep.host) from e
+        raise DeviceConnectError(f"TLS handshake with {ep.label()} failed: {e.reason or e}", host=ep.who) from e
     except (TimeoutError, socket.timeout) as e:
-        raise DeviceConnectError(f"{ep.label()} did not answer within {ep.timeout:g}s", host=ep.host) from e
+        raise DeviceConnectError(f"{ep.label()} did not answer within {ep.timeout:g}s", host=ep.who) from e
     except OSError as e:
-        raise DeviceConnectError(f"{ep.label()} is unreachable: {e.strerror or e}", host=ep.host) from e
+        raise DeviceConnectError(f"{ep.label()} is unreachable: {e.strerror or e}", host=ep.who) from e
     except vmodl.MethodFault as e:
-        raise DeviceConnectError(f"{ep.label()}: {e.msg}", host=ep.host) from e
+        raise DeviceConnectError(f"{ep.label()}: {e.msg}", host=ep.who) from e
     except Exception as e:  # SmartConnect raises a bare Exception when the version probe fails
-        raise DeviceConnectError(f"{ep.label()} is not a vSphere API endpoint: {e}", host=ep.host) from e
+        raise DeviceConnectError(f"{ep.label()} is not a vSphere API endpoint: {e}", host=ep.who) from e
 
 
 def disconnect(si: Any) -> None:

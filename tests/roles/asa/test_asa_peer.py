@@ -203,3 +203,13 @@ def test_facts_from_the_command_line(asa: Asa) -> None:
     run = run_pyinfra(asa.work, asa.inventory(), "fact", "roles.asa.facts.NetworkObjects", "--json")
     assert set(json.loads(run.stdout)["roles.asa.facts.NetworkObjects"]["@exha-asa/asa1"]) == {"EXCH-SMTP",
                                                                                          "EXCH-HTTPS"}
+
+
+def test_unreachable_asa_is_one_line(asa: Asa) -> None:
+    closed = free_port(ADDRESS)
+    run = asa.run("--dry", asa_port=closed, asa_connect_timeout=2.0)
+    assert run.rc == 1
+    assert_clean(run)
+    lines = [l for l in run.stderr.splitlines() if "cannot connect" in l]
+    assert lines == [f"    [@exha-asa/asa1] @exha-asa/asa1: cannot connect: {ADDRESS}:{closed} unreachable or not "
+                     "answering SSH within 2s"], run.stderr

@@ -266,3 +266,9 @@ def test_facts_from_the_command_line(bind: Dns) -> None:
     servers = run_pyinfra(bind.work, inventory, "fact", "roles.dns.facts.ZoneNameservers", f"zone={ZONE}", "--json")
     assert json.loads(servers.stdout) == {f"roles.dns.facts.ZoneNameservers (zone={ZONE})": {
         "@exha-dns/dc1": {f"dc1.{ZONE}": [PRIMARY], f"dns2.{ZONE}": [SECONDARY]}}}
+
+
+def test_unreachable_primary_is_one_line(bind: Dns) -> None:
+    closed = free_port("127.0.0.1")
+    line = one_error_line(bind.run("-y", dns_server="127.0.0.1", dns_port=closed), "cannot connect")
+    assert line.endswith(f"cannot connect: 127.0.0.1:{closed} refused the TCP connection for SOA {ZONE}"), line

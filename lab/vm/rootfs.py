@@ -3,6 +3,7 @@ as a tarball, then unpacked into each VM's own folder under the state directory.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -56,6 +57,14 @@ def rootfs_tarball(lab: Lab) -> Path:
     tarball = cache / f"bookworm-balancer-{_recipe_key(mirror)}.tar.zst"
     if tarball.exists():
         return tarball
+    with open(cache / ".build.lock", "w") as lock:  # one build at a time per cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not tarball.exists():
+            _build(cache, tarball, mirror)
+    return tarball
+
+
+def _build(cache: Path, tarball: Path, mirror: str) -> None:
     tmp = tarball.with_name(tarball.name.replace(".tar.zst", ".tmp.tar.zst"))
     argv = ["mmdebstrap", "--quiet", "--mode=root", "--variant=minbase", f"--include={','.join(PACKAGES)}",
             *(f"--dpkgopt=path-exclude={p}" for p in EXCLUDED_PATHS), SUITE, str(tmp), mirror]
@@ -69,7 +78,6 @@ def rootfs_tarball(lab: Lab) -> Path:
     for old in cache.glob("bookworm-balancer-*.tar.zst"):
         if old != tarball:
             old.unlink(missing_ok=True)
-    return tarball
 
 
 def unpack(tarball: Path, target: Path) -> None:

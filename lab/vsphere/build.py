@@ -7,6 +7,7 @@ the govmomi source version change.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -58,6 +59,14 @@ def simulator_binary(lab: Lab) -> Path:
     binary = cache / f"vspheresim-{_source_key()}"
     if binary.exists():
         return binary
+    with open(cache / ".build.lock", "w") as lock:  # one build at a time per cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists():
+            _build(lab, cache, binary)
+    return binary
+
+
+def _build(lab: Lab, cache: Path, binary: Path) -> None:
     gopath = _prepare_gopath(cache / "gopath")
     env = {
         **os.environ,
@@ -77,4 +86,3 @@ def simulator_binary(lab: Lab) -> Path:
     for old in cache.glob("vspheresim-*"):
         if old != binary:
             old.unlink(missing_ok=True)
-    return binary

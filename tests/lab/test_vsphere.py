@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import socket
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from lab.errors import LabError
 from lab.pki import ensure_ca
 from lab.topology import load_topology
 from lab.vm.appliance import APPLIANCE_NAME, ApplianceSpec, build_ova, write_ovf
-from lab.vsphere.build import GOVMOMI
+from lab.vsphere.build import GOVMOMI, simulator_binary
 from lab.vsphere.client import session, vm_power_states
 from lab.vsphere.component import VSphereComponent
 from lab.vsphere.importer import find_vm, import_ovf, power, wait_task
@@ -157,3 +158,45 @@ def test_stop_ends_the_simulator(tmp_path: Path) -> None:
     assert st.state == "down"
     # The simulator removed its datastore backing folders on the way out.
     assert list((lab.state_dir / "vsphere/esxi1/datastore").iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "--cert, --key and --password-file are required"),
+    (["--cert", "/nonexistent.pem", "--key", "/nonexistent.key", "--password-file", "/dev/null"], "--cert/--key"),
+])
+def test_simulator_bad_arguments_are_one_line_errors(simulator: tuple[Lab, VSphereComponent],
+                                                     args: list[str], message: str) -> None:
+    lab, _ = simulator
+    cp = subprocess.run([str(simulator_binary(lab)), *args], capture_output=True, text=True, timeout=10)
+    assert cp.returncode == 2
+    assert cp.stderr.count("\n") == 1 and cp.stderr.startswith("vspheresim: ") and message in cp.stderr
+
+
+def test_simulator_rejects_an_unknown_model(simulator: tuple[Lab, VSphereComponent]) -> None:
+    lab, _ = simulator
+    pair = lab.server_cert(lab.topology.host("esxi1"))
+    cp = subprocess.run([str(simulator_binary(lab)), "--model", "vsan", "--cert", str(pair.cert), "--key",
+                         str(pair.key), "--password-file", str(lab.state_dir / "vsphere/esxi1/password")],
+                        capture_output=True, text=True, timeout=10)
+    assert cp.returncode == 2 and cp.stderr == 'vspheresim: --model: expected esx or vpx, got "vsan"\n'
+
+
+def test_vcenter_model_imports_and_powers_on(tmp_path: Path) -> None:
+    address = "127.0.53.8"
+    lab = loopback_lab(tmp_path / "state", address)
+    esxi = dataclasses.replace(lab.topology.host("esxi1"), model="vpx")
+    topo = dataclasses.replace(lab.topology, hosts={**lab.topology.hosts, "esxi1": esxi})
+    lab = Lab(topo, state_dir=lab.state_dir)
+    comp = VSphereComponent(port=_free_port(address), use_namespaces=False)
+    try:
+        comp.start(lab)
+        [st] = comp.status(lab)
+        assert st.state == "up" and "VirtualCenter" in st.detail
+        creds = lab.credentials()["esxi1"]
+        files = write_ovf(tmp_path / "ovf")
+        with session(creds) as si:
+            vm = import_ovf(si, creds, files.ovf, "exhv-vpx")
+            power(vm, on=True)
+            assert vm_power_states(si)["exhv-vpx"] == "poweredOn"
+    finally:
+        comp.stop(lab)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,11 @@ class Daemon:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                          env={**os.environ, **self.env})
-        wait_tcp(self.address, self.port, self.proc, self.log)
+        try:
+            wait_tcp(self.address, self.port, self.proc, self.log)
+        except RuntimeError:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -138,12 +143,12 @@ ex13-2  IN A   10.0.0.24
 
 @pytest.fixture
 def bind(tmp_path: Path, daemons: list[Daemon]) -> Bind:
-    """A real BIND 9 primary for corp.example on 127.0.0.4 that accepts RFC 2136 updates and zone
+    """A real BIND 9 primary for corp.example on 127.0.0.1 (BIND listens only on interface addresses) that accepts RFC 2136 updates and zone
     transfers signed with a fresh TSIG key."""
     named = shutil.which("named") or "/usr/sbin/named"
     if not Path(named).exists():
         pytest.skip("BIND 9 (named) is not installed: apt-get install bind9")
-    host, zone = "127.0.0.4", "corp.example"
+    host, zone = "127.0.0.1", "corp.example"
     port = free_port(host)
     folder = tmp_path / "bind"
     folder.mkdir()
@@ -181,3 +186,58 @@ def make_daemon(tmp_path: Path, daemons: list[Daemon]) -> Callable[..., Daemon]:
         daemons.append(d.start())
         return d
     return make
+
+
+# -- WinRM ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WinRMHandle:
+    daemon: Daemon
+    state: Path
+    host: str
+    http_port: int
+    https_port: int
+    username: str
+    password: str
+    ca_file: Path
+
+    def session(self, password: str | None = None, https: bool = False) -> Any:
+        import winrm
+        if https:
+            return winrm.Session(f"https://{self.host}:{self.https_port}/wsman",
+                                 auth=(self.username, password or self.password), transport="basic",
+                                 server_cert_validation="validate", ca_trust_path=str(self.ca_file))
+        return winrm.Session(f"http://{self.host}:{self.http_port}/wsman", auth=(self.username, password or self.password),
+                             transport="basic")
+
+
+def _start_winrm(tmp_path: Path, daemons: list[Daemon], name: str, host: str, role: str,
+                 extra: list[str], env: dict[str, str]) -> WinRMHandle:
+    from lab.pki import ensure_ca, issue_cert
+    ca = ensure_ca(tmp_path / "pki")
+    cert = issue_cert(ca, tmp_path / "pki", name, [f"{name}.corp.example"], [host])
+    http_port, https_port = free_port(host), free_port(host)
+    state = tmp_path / name
+    password = secrets.token_urlsafe(12)
+    argv = [sys.executable, "-m", "lab.winrm_sim", "--listen", host, "--http-port", str(http_port),
+            "--https-port", str(https_port), "--cert", str(cert.cert), "--key", str(cert.key), "--state", str(state),
+            "--username", "Administrator", "--role", role, "--server-name", name.upper(), *extra]
+    d = Daemon(argv, host, http_port, tmp_path / f"{name}.log", {"WINRM_SIM_PASSWORD": password, **env})
+    daemons.append(d.start())
+    wait_tcp(host, https_port, d.proc, d.log) if d.proc else None
+    return WinRMHandle(d, state, host, http_port, https_port, "Administrator", password, ca.cert)
+
+
+@pytest.fixture
+def exchange(tmp_path: Path, daemons: list[Daemon]) -> WinRMHandle:
+    """A simulated Exchange server EX13-1 (HTTP and HTTPS with a lab CA) on 127.0.0.5."""
+    return _start_winrm(tmp_path, daemons, "ex13-1", "127.0.0.5", "exchange",
+                        ["--exchange-servers", "EX13-1,EX13-2"], {})
+
+
+@pytest.fixture
+def dc1(tmp_path: Path, daemons: list[Daemon], bind: Bind) -> WinRMHandle:
+    """A simulated domain controller DC1 on 127.0.0.6 whose DnsServer cmdlets act on the `bind` zone."""
+    return _start_winrm(tmp_path, daemons, "dc1", "127.0.0.6", "dns",
+                        ["--dns-server", bind.address, "--dns-port", str(bind.port), "--zone", bind.zone,
+                         "--tsig-name", bind.tsig_name, "--tsig-algorithm", bind.tsig_algorithm],
+                        {"WINRM_SIM_TSIG_SECRET": bind.tsig_secret})

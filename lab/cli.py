@@ -44,8 +44,10 @@ def _lab_errors(fn: F) -> F:
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        raise NotRootError("needs root (network namespaces, routes, daemons in namespaces); "
-                           "run it as root, e.g. sudo .venv/bin/exha lab ...")
+        raise NotRootError(
+            "needs root (network namespaces, routes, daemons in namespaces); "
+            "run it as root, e.g. sudo .venv/bin/exha lab ..."
+        )
 
 
 def _lab(ctx: click.Context) -> Lab:
@@ -63,12 +65,24 @@ def _loaded() -> Loaded:
 
 
 @click.group(name="lab")
-@click.option("--topology", type=click.Path(path_type=Path), envvar="EXHA_LAB_TOPOLOGY",
-              help="Topology file (default: lab/topology.toml).")
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="EXHA_LAB_STATE",
-              help="State folder (default: /var/lib/exha-lab).")
-@click.option("--cache-dir", type=click.Path(path_type=Path), envvar="EXHA_LAB_CACHE",
-              help="Build cache (default: /var/cache/exha-lab).")
+@click.option(
+    "--topology",
+    type=click.Path(path_type=Path),
+    envvar="EXHA_LAB_TOPOLOGY",
+    help="Topology file (default: lab/topology.toml).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    envvar="EXHA_LAB_STATE",
+    help="State folder (default: /var/lib/exha-lab).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    envvar="EXHA_LAB_CACHE",
+    help="Build cache (default: /var/cache/exha-lab).",
+)
 @click.pass_context
 def lab(ctx: click.Context, topology: Path | None, state_dir: Path | None, cache_dir: Path | None) -> None:
     """The rehearsal lab: the reference topology as real services in network namespaces."""
@@ -77,6 +91,7 @@ def lab(ctx: click.Context, topology: Path | None, state_dir: Path | None, cache
 
 # -- presentation -----------------------------------------------------------------------------
 
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -84,8 +99,10 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _status_table(statuses: list[ServiceStatus]) -> str:
-    rows = [[s.host, s.service, f"{s.address}:{s.port}" if s.port else s.address, s.state, s.detail]
-            for s in statuses]
+    rows = [
+        [s.host, s.service, f"{s.address}:{s.port}" if s.port else s.address, s.state, s.detail]
+        for s in statuses
+    ]
     return _table(rows, ["HOST", "SERVICE", "ADDRESS", "STATE", "DETAIL"])
 
 
@@ -93,9 +110,18 @@ def _hosts(lab_: Lab) -> list[dict[str, Any]]:
     from lab.network import namespace_exists
 
     t = lab_.topology
-    return [{"name": h.name, "role": h.role, "fqdn": h.fqdn, "namespace": h.namespace,
-             "address": h.address, "addresses": list(h.all_addresses),
-             "namespace_present": namespace_exists(h.namespace)} for h in t.hosts.values()]
+    return [
+        {
+            "name": h.name,
+            "role": h.role,
+            "fqdn": h.fqdn,
+            "namespace": h.namespace,
+            "address": h.address,
+            "addresses": list(h.all_addresses),
+            "namespace_present": namespace_exists(h.namespace),
+        }
+        for h in t.hosts.values()
+    ]
 
 
 def status_document(lab_: Lab, statuses: list[ServiceStatus], notes: tuple[str, ...]) -> dict[str, Any]:
@@ -116,6 +142,7 @@ def status_document(lab_: Lab, statuses: list[ServiceStatus], notes: tuple[str, 
 
 # -- commands -----------------------------------------------------------------------------
 
+
 @lab.command()
 @click.pass_context
 @_lab_errors
@@ -128,12 +155,17 @@ def up(ctx: click.Context) -> None:
     took = time.monotonic() - t0
     statuses = collect_status(lab_, loaded)
     click.echo(_status_table(statuses))
-    click.echo(f"\nlab up in {took:.1f}s; admin address {lab_.topology.admin_address} on "
-               f"{lab_.topology.admin_interface}; credentials: {lab_.credentials_file}")
+    click.echo(
+        f"\nlab up in {took:.1f}s; admin address {lab_.topology.admin_address} on "
+        f"{lab_.topology.admin_interface}; credentials: {lab_.credentials_file}"
+    )
     down_ = [s for s in statuses if s.state == "down"]
     if down_:
-        _fail(f"{len(down_)} service(s) down after start: "
-              + ", ".join(f"{s.host}/{s.service}" for s in down_) + f"; see {lab_.logs}")
+        _fail(
+            f"{len(down_)} service(s) down after start: "
+            + ", ".join(f"{s.host}/{s.service}" for s in down_)
+            + f"; see {lab_.logs}"
+        )
 
 
 @lab.command()

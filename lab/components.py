@@ -63,8 +63,9 @@ SECRET_MARKERS = ("password", "secret")
 
 def mask_secrets(values: dict[str, Any]) -> dict[str, Any]:
     """A copy of an endpoint's credentials with every password/secret value masked."""
-    return {k: ("********" if any(m in k.lower() for m in SECRET_MARKERS) and v else v)
-            for k, v in values.items()}
+    return {
+        k: ("********" if any(m in k.lower() for m in SECRET_MARKERS) and v else v) for k, v in values.items()
+    }
 
 
 @contextmanager

@@ -90,8 +90,11 @@ def _tsig(lab: Lab) -> dict[str, str]:
             return key
     except (FileNotFoundError, ValueError):
         pass
-    key = {"name": TSIG_NAME, "algorithm": TSIG_ALGORITHM,
-           "secret": base64.b64encode(secrets.token_bytes(32)).decode()}
+    key = {
+        "name": TSIG_NAME,
+        "algorithm": TSIG_ALGORITHM,
+        "secret": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
     path.touch(mode=0o600)
     path.chmod(0o600)
     path.write_text(json.dumps(key) + "\n")
@@ -124,7 +127,10 @@ def _key_clause(key: dict[str, str]) -> str:
 
 def primary_conf(folder: Path, p: DnsPlan, key: dict[str, str]) -> str:
     sec = " ".join(f"{s.address};" for s in p.secondaries)
-    return _options(folder, p.primary.address) + _key_clause(key) + f"""zone "{p.zone}" {{
+    return (
+        _options(folder, p.primary.address)
+        + _key_clause(key)
+        + f"""zone "{p.zone}" {{
     type primary;
     file "{ZONE_FILE}";
     allow-update {{ key "{key["name"]}"; }};
@@ -132,10 +138,14 @@ def primary_conf(folder: Path, p: DnsPlan, key: dict[str, str]) -> str:
     also-notify {{ {sec} }};
 }};
 """
+    )
 
 
 def secondary_conf(folder: Path, host: LabHost, p: DnsPlan, key: dict[str, str]) -> str:
-    return _options(folder, host.address) + _key_clause(key) + f"""zone "{p.zone}" {{
+    return (
+        _options(folder, host.address)
+        + _key_clause(key)
+        + f"""zone "{p.zone}" {{
     type secondary;
     file "{ZONE_FILE}";
     masterfile-format text;
@@ -143,6 +153,7 @@ def secondary_conf(folder: Path, host: LabHost, p: DnsPlan, key: dict[str, str])
     allow-transfer {{ key "{key["name"]}"; }};
 }};
 """
+    )
 
 
 def soa_serial(address: str, zone: str, timeout: float = 1.0) -> int | None:
@@ -190,7 +201,7 @@ class DnsComponent:
         for host in (p.primary, *p.secondaries):
             require_routed(lab, host.address)
         key = _tsig(lab)
-        serial = int(dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d00")) + 1
+        serial = int(dt.datetime.now(dt.UTC).strftime("%Y%m%d00")) + 1
         servers = [(p.primary, True), *((s, False) for s in p.secondaries)]
         for host, is_primary in servers:
             if lab.pid(_daemon(host)):
@@ -204,14 +215,17 @@ class DnsComponent:
             lab.spawn(_daemon(host), host.namespace, ["named", "-g", "-c", str(conf)])
             # The primary first: a secondary whose first refresh is refused waits minutes to retry.
             self._wait(lab, host, p.zone)
-        lab.set_credentials("dns", {
-            "zone": p.zone,
-            "primary": p.primary.address,
-            "secondary": p.secondaries[0].address if p.secondaries else None,
-            "tsig_name": key["name"],
-            "tsig_secret": key["secret"],
-            "tsig_algorithm": key["algorithm"],
-        })
+        lab.set_credentials(
+            "dns",
+            {
+                "zone": p.zone,
+                "primary": p.primary.address,
+                "secondary": p.secondaries[0].address if p.secondaries else None,
+                "tsig_name": key["name"],
+                "tsig_secret": key["secret"],
+                "tsig_algorithm": key["algorithm"],
+            },
+        )
 
     def _wait(self, lab: Lab, host: LabHost, zone: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -221,8 +235,10 @@ class DnsComponent:
             if not lab.pid(_daemon(host)):
                 break
             time.sleep(0.2)
-        raise LabError(f"{host.name}: named does not serve {zone} on {host.address}; "
-                       f"see {lab.logs / (_daemon(host) + '.log')}")
+        raise LabError(
+            f"{host.name}: named does not serve {zone} on {host.address}; "
+            f"see {lab.logs / (_daemon(host) + '.log')}"
+        )
 
     def status(self, lab: Lab) -> list[ServiceStatus]:
         p = plan(lab.topology)
@@ -231,7 +247,9 @@ class DnsComponent:
         out: list[ServiceStatus] = []
         for host in (p.primary, *p.secondaries):
             if not routed(lab, host.address):
-                out.append(ServiceStatus(host.name, "dns", host.address, 53, "down", "lab network is not up", creds))
+                out.append(
+                    ServiceStatus(host.name, "dns", host.address, 53, "down", "lab network is not up", creds)
+                )
                 continue
             serial = primary_serial if host is p.primary else soa_serial(host.address, p.zone)
             role = "primary" if host is p.primary else "secondary"

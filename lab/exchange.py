@@ -48,9 +48,22 @@ def folder(lab: Lab, host: LabHost) -> Path:
 def start_server(lab: Lab, host: LabHost) -> None:
     """Start one stand-in unless it runs; wait until SMTP and HTTPS accept connections."""
     require_routed(lab, host.address)
-    cert = lab.server_cert(host, extra_dns=[lab.topology.cas_array_fqdn, f"autodiscover.{lab.topology.domain}"])
-    argv = lab.python_argv("lab.exchange_standin", "--name", server_name(host), "--fqdn", host.fqdn,
-                           "--folder", str(folder(lab, host)), "--cert", str(cert.cert), "--key", str(cert.key))
+    cert = lab.server_cert(
+        host, extra_dns=[lab.topology.cas_array_fqdn, f"autodiscover.{lab.topology.domain}"]
+    )
+    argv = lab.python_argv(
+        "lab.exchange_standin",
+        "--name",
+        server_name(host),
+        "--fqdn",
+        host.fqdn,
+        "--folder",
+        str(folder(lab, host)),
+        "--cert",
+        str(cert.cert),
+        "--key",
+        str(cert.key),
+    )
     lab.spawn(_daemon(host), host.namespace, argv, cwd=lab.project_root)
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
@@ -59,8 +72,10 @@ def start_server(lab: Lab, host: LabHost) -> None:
         if not lab.pid(_daemon(host)):
             break
         time.sleep(0.1)
-    raise LabError(f"{host.name}: the Exchange stand-in did not come up on {host.address}; "
-                   f"see {lab.logs / (_daemon(host) + '.log')}")
+    raise LabError(
+        f"{host.name}: the Exchange stand-in did not come up on {host.address}; "
+        f"see {lab.logs / (_daemon(host) + '.log')}"
+    )
 
 
 def stop_server(lab: Lab, host: LabHost) -> None:
@@ -82,6 +97,7 @@ def in_maintenance(lab: Lab, host: LabHost) -> bool:
 
 
 # -- probes ---------------------------------------------------------------------------------
+
 
 def probe_smtp(host: LabHost) -> tuple[bool, str]:
     try:
@@ -105,7 +121,9 @@ def probe_https(lab: Lab, host: LabHost) -> tuple[bool, str]:
         return False, f"no HTTPS: {e}"
     finally:
         conn.close()
-    return resp.status == 200 and fe == server_name(host), f"{HEALTH_PATH} {resp.status} {body[:40]!r} from {fe}"
+    return resp.status == 200 and fe == server_name(
+        host
+    ), f"{HEALTH_PATH} {resp.status} {body[:40]!r} from {fe}"
 
 
 def probe_rpc(host: LabHost) -> tuple[bool, str]:
@@ -125,7 +143,9 @@ class ExchangeComponent:
     def build(self, lab: Lab) -> None:
         for host in lab.topology.by_role("exchange"):
             folder(lab, host)
-            lab.server_cert(host, extra_dns=[lab.topology.cas_array_fqdn, f"autodiscover.{lab.topology.domain}"])
+            lab.server_cert(
+                host, extra_dns=[lab.topology.cas_array_fqdn, f"autodiscover.{lab.topology.domain}"]
+            )
 
     def start(self, lab: Lab) -> None:
         for host in lab.topology.by_role("exchange"):
@@ -135,8 +155,10 @@ class ExchangeComponent:
         out: list[ServiceStatus] = []
         for host in lab.topology.by_role("exchange"):
             if not routed(lab, host.address):
-                out += [ServiceStatus(host.name, svc, host.address, port, "down", "lab network is not up")
-                        for svc, port in (("smtp", SMTP_PORT), ("https", HTTPS_PORT), ("rpc", RPC_PORT))]
+                out += [
+                    ServiceStatus(host.name, svc, host.address, port, "down", "lab network is not up")
+                    for svc, port in (("smtp", SMTP_PORT), ("https", HTTPS_PORT), ("rpc", RPC_PORT))
+                ]
                 continue
             maint = " (maintenance: health pages answer 503)" if in_maintenance(lab, host) else ""
             for service, port, (ok, detail) in (
@@ -145,8 +167,17 @@ class ExchangeComponent:
                 ("rpc", RPC_PORT, probe_rpc(host)),
             ):
                 creds = {"ca_file": str(lab.ca.cert)} if service == "https" else {}
-                out.append(ServiceStatus(host.name, service, host.address, port, "up" if ok else "down",
-                                         detail + (maint if service == "https" else ""), creds))
+                out.append(
+                    ServiceStatus(
+                        host.name,
+                        service,
+                        host.address,
+                        port,
+                        "up" if ok else "down",
+                        detail + (maint if service == "https" else ""),
+                        creds,
+                    )
+                )
         return out
 
     def stop(self, lab: Lab) -> None:

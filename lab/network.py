@@ -40,11 +40,14 @@ class Clash:
     what: str
 
     def message(self, topology_path: Path) -> str:
-        return (f"{self.address} ({self.field}) clashes with {self.what}; "
-                f"pick a free address in {topology_path} ({self.field}) and run again")
+        return (
+            f"{self.address} ({self.field}) clashes with {self.what}; "
+            f"pick a free address in {topology_path} ({self.field}) and run again"
+        )
 
 
 # -- small `ip` helpers -----------------------------------------------------------------------
+
 
 def _ip_json(*args: str, namespace: str | None = None) -> list[dict[str, Any]]:
     ns = ["-n", namespace] if namespace else []
@@ -133,6 +136,7 @@ def reachable(address: str, timeout: float = 1.0) -> bool:
 
 # -- clash check ----------------------------------------------------------------------------
 
+
 def _address_fields(topology: Topology) -> dict[str, str]:
     """Lab address -> the topology field that names it (for error messages)."""
     fields: dict[str, str] = {topology.admin_address: "lab.admin_address"}
@@ -157,8 +161,9 @@ def find_clashes(topology: Topology) -> list[Clash]:
         for info in link.get("addr_info", []):
             local = info.get("local")
             if local in fields:
-                clashes.append(Clash(local, fields[local],
-                                     f"the machine's address {local} on {link.get('ifname')}"))
+                clashes.append(
+                    Clash(local, fields[local], f"the machine's address {local} on {link.get('ifname')}")
+                )
     for route in _ip_json("-4", "route", "show", "table", "all"):
         if route.get("dev") == admin_if or route.get("table") == "local":
             continue
@@ -166,8 +171,13 @@ def find_clashes(topology: Topology) -> list[Clash]:
         gateway = route.get("gateway")
         if dst == "default":
             if gateway in fields:
-                clashes.append(Clash(gateway, fields[gateway],
-                                     f"the machine's default gateway {gateway} on {route.get('dev')}"))
+                clashes.append(
+                    Clash(
+                        gateway,
+                        fields[gateway],
+                        f"the machine's default gateway {gateway} on {route.get('dev')}",
+                    )
+                )
             continue
         try:
             net = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
@@ -177,8 +187,11 @@ def find_clashes(topology: Topology) -> list[Clash]:
             if ip in net:
                 where = f" via {gateway}" if gateway else ""
                 table = f" (table {route['table']})" if route.get("table") else ""
-                clashes.append(Clash(addr, fields[addr],
-                                     f"the machine's route {net}{where} dev {route.get('dev')}{table}"))
+                clashes.append(
+                    Clash(
+                        addr, fields[addr], f"the machine's route {net}{where} dev {route.get('dev')}{table}"
+                    )
+                )
     return clashes
 
 
@@ -191,6 +204,7 @@ def check_clashes(topology: Topology) -> None:
 
 
 # -- attaching namespaces to the switch -------------------------------------------------------
+
 
 def _attached_record(lab: Lab) -> Path:
     return lab.folder("network") / "attached.json"
@@ -227,12 +241,30 @@ def attach_namespace(lab: Lab, namespace: str, addresses: list[str], prefix_len:
     if not link_exists(HOST_INTERFACE, namespace):
         if link_exists(port, sw):  # a half-made pair from an interrupted run
             run(["ip", "-n", sw, "link", "del", port])
-        run(["ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", HOST_INTERFACE,
-             "netns", namespace])
+        run(
+            [
+                "ip",
+                "-n",
+                sw,
+                "link",
+                "add",
+                port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                HOST_INTERFACE,
+                "netns",
+                namespace,
+            ]
+        )
     run(["ip", "-n", sw, "link", "set", port, "master", BRIDGE])
     run(["ip", "-n", sw, "link", "set", port, "up"])
-    have = {i.get("local") for link in _ip_json("-4", "addr", "show", "dev", HOST_INTERFACE, namespace=namespace)
-            for i in link.get("addr_info", [])}
+    have = {
+        i.get("local")
+        for link in _ip_json("-4", "addr", "show", "dev", HOST_INTERFACE, namespace=namespace)
+        for i in link.get("addr_info", [])
+    }
     for addr in addresses:
         if addr not in have:
             run(["ip", "-n", namespace, "addr", "add", f"{addr}/{plen}", "dev", HOST_INTERFACE])
@@ -251,17 +283,24 @@ def detach_namespace(lab: Lab, namespace: str) -> None:
 
 # -- the component ----------------------------------------------------------------------------
 
+
 def _admin_routes(topology: Topology) -> set[str]:
-    routes = _ip_json("-4", "route", "show", "dev", topology.admin_interface) \
-        if link_exists(topology.admin_interface) else []
+    routes = (
+        _ip_json("-4", "route", "show", "dev", topology.admin_interface)
+        if link_exists(topology.admin_interface)
+        else []
+    )
     return {r["dst"].removesuffix("/32") for r in routes if "dst" in r}
 
 
 def _admin_addresses(topology: Topology) -> set[str]:
     if not link_exists(topology.admin_interface):
         return set()
-    return {i.get("local") for link in _ip_json("-4", "addr", "show", "dev", topology.admin_interface)
-            for i in link.get("addr_info", [])}
+    return {
+        i.get("local")
+        for link in _ip_json("-4", "addr", "show", "dev", topology.admin_interface)
+        for i in link.get("addr_info", [])
+    }
 
 
 def routed(lab: Lab, address: str) -> bool:
@@ -280,8 +319,10 @@ def network_up(lab: Lab) -> bool:
 def require_routed(lab: Lab, address: str) -> None:
     """Raise LabError unless `address` is routed through the lab's admin link."""
     if not routed(lab, address):
-        raise LabError(f"{address}: not routed through {lab.topology.admin_interface}; "
-                       "the lab network is not up (run `exha lab up`)")
+        raise LabError(
+            f"{address}: not routed through {lab.topology.admin_interface}; "
+            "the lab network is not up (run `exha lab up`)"
+        )
 
 
 def host_namespaces(topology: Topology) -> dict[str, list[str]]:
@@ -293,14 +334,17 @@ def leftovers(lab: Lab) -> list[str]:
     """What the network component made that still exists (empty after a clean `lab down`)."""
     t = lab.topology
     left: list[str] = []
-    owned = {t.switch_namespace, *host_namespaces(t), *attached_namespaces(lab),
-             *(h.namespace for h in t.hosts.values())}
+    owned = {
+        t.switch_namespace,
+        *host_namespaces(t),
+        *attached_namespaces(lab),
+        *(h.namespace for h in t.hosts.values()),
+    }
     left += [f"namespace {n}" for n in sorted(owned) if namespace_exists(n)]
     if link_exists(t.admin_interface):
         left.append(f"link {t.admin_interface}")
     routes = {r.get("dst", "").removesuffix("/32"): r.get("dev") for r in _ip_json("-4", "route", "show")}
-    left += [f"route {a}/32 dev {routes[a]}" for a in t.lab_addresses()
-             if routes.get(a) == t.admin_interface]
+    left += [f"route {a}/32 dev {routes[a]}" for a in t.lab_addresses() if routes.get(a) == t.admin_interface]
     return left
 
 
@@ -335,8 +379,12 @@ class NetworkComponent:
         # of lab traffic, ARP answers only for the admin address held on this link.
         for key, value in (("disable_ipv6", "1"),):
             _sysctl(None, f"net.ipv6.conf.{admin}.{key}", value)
-        for key, value in (("forwarding", "0"), ("arp_ignore", "1"), ("arp_announce", "2"),
-                           ("rp_filter", "0")):
+        for key, value in (
+            ("forwarding", "0"),
+            ("arp_ignore", "1"),
+            ("arp_announce", "2"),
+            ("rp_filter", "0"),
+        ):
             _sysctl(None, f"net.ipv4.conf.{admin}.{key}", value)
         run(["ip", "-n", sw, "link", "set", SWITCH_ADMIN_PORT, "master", BRIDGE])
         run(["ip", "-n", sw, "link", "set", SWITCH_ADMIN_PORT, "up"])
@@ -353,13 +401,22 @@ class NetworkComponent:
         out: list[ServiceStatus] = []
         up = link_exists(t.admin_interface) and t.admin_address in _admin_addresses(t)
         missing = [a for a in t.lab_addresses() if a not in _admin_routes(t)] if up else []
-        detail = f"{len(t.lab_addresses())} host routes" if up and not missing else \
-            (f"missing routes: {', '.join(missing)}" if up else "admin link absent")
-        out.append(ServiceStatus("admin", "admin-link", t.admin_address, None,
-                                 "up" if up and not missing else "down", detail))
+        detail = (
+            f"{len(t.lab_addresses())} host routes"
+            if up and not missing
+            else (f"missing routes: {', '.join(missing)}" if up else "admin link absent")
+        )
+        out.append(
+            ServiceStatus(
+                "admin", "admin-link", t.admin_address, None, "up" if up and not missing else "down", detail
+            )
+        )
         sw_up = namespace_exists(t.switch_namespace) and link_exists(BRIDGE, t.switch_namespace)
-        out.append(ServiceStatus("switch", "bridge", "", None, "up" if sw_up else "down",
-                                 f"{BRIDGE} in {t.switch_namespace}"))
+        out.append(
+            ServiceStatus(
+                "switch", "bridge", "", None, "up" if sw_up else "down", f"{BRIDGE} in {t.switch_namespace}"
+            )
+        )
         for namespace, addresses in host_namespaces(t).items():
             state, detail = "down", "namespace absent"
             if namespace_exists(namespace):

@@ -1,4 +1,4 @@
-"""Entry point: `python -m lab.exchange_standin --name EX13-1 --fqdn ... --folder ... --cert ... --key ...`."""
+"""Entry point: `python -m lab.exchange_standin --name EX13-1 --fqdn … --folder … --cert … --key …`."""
 
 from __future__ import annotations
 

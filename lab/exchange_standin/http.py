@@ -54,8 +54,11 @@ class Response:
 
     def encode(self, keep_alive: bool, head_only: bool = False) -> bytes:
         lines = [f"HTTP/1.1 {self.status} {self.reason}"]
-        hdrs = {**self.headers, "Content-Length": str(len(self.body)),
-                "Connection": "keep-alive" if keep_alive else "close"}
+        hdrs = {
+            **self.headers,
+            "Content-Length": str(len(self.body)),
+            "Connection": "keep-alive" if keep_alive else "close",
+        }
         lines += [f"{k}: {v}" for k, v in hdrs.items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else self.body)
 
@@ -90,8 +93,10 @@ class Identity:
 
 
 def _html(identity: Identity, title: str, text: str) -> bytes:
-    return (f"<html><head><title>{title}</title></head><body><h1>{title}</h1>"
-            f"<p>{text}</p><p>Server: {identity.fqdn}</p></body></html>").encode()
+    return (
+        f"<html><head><title>{title}</title></head><body><h1>{title}</h1>"
+        f"<p>{text}</p><p>Server: {identity.fqdn}</p></body></html>"
+    ).encode()
 
 
 def respond(req: Request, identity: Identity, peer: str, scheme: str, maintenance: bool) -> Response:
@@ -113,12 +118,20 @@ def respond(req: Request, identity: Identity, peer: str, scheme: str, maintenanc
         return Response(405, "Method Not Allowed", _html(identity, "405", "Method not allowed"), html)
     if len(parts) == 2 and parts[1] == "healthcheck.htm" and vdir in HEALTH_VDIRS:
         if maintenance:
-            return Response(503, "Service Unavailable",
-                            _html(identity, "503", "Service Unavailable (server component offline)"), html)
+            return Response(
+                503,
+                "Service Unavailable",
+                _html(identity, "503", "Service Unavailable (server component offline)"),
+                html,
+            )
         return Response(200, "OK", f"200 OK<br/>{identity.fqdn}".encode(), html)
     if not parts:
-        return Response(302, "Found", _html(identity, "Object moved", "/owa/"),
-                        {**html, "Location": f"{scheme}://{host}/owa/"})
+        return Response(
+            302,
+            "Found",
+            _html(identity, "Object moved", "/owa/"),
+            {**html, "Location": f"{scheme}://{host}/owa/"},
+        )
     if vdir == "owa" and path.startswith("/owa/auth/logon.aspx"):
         return Response(200, "OK", _html(identity, "Outlook Web App", f"Sign in to {identity.name}"), html)
     if vdir in FORMS_VDIRS:
@@ -127,6 +140,10 @@ def respond(req: Request, identity: Identity, peer: str, scheme: str, maintenanc
         return Response(302, "Found", _html(identity, "Object moved", loc), {**html, "Location": loc})
     if vdir in AUTH_VDIRS:
         challenge = {**html, "WWW-Authenticate": f'Negotiate, NTLM, Basic realm="{host}"'}
-        return Response(401, "Unauthorized", _html(identity, "401 - Unauthorized",
-                                                   f"{req.path} needs credentials"), challenge)
+        return Response(
+            401,
+            "Unauthorized",
+            _html(identity, "401 - Unauthorized", f"{req.path} needs credentials"),
+            challenge,
+        )
     return Response(404, "Not Found", _html(identity, "404 - File or directory not found.", req.path), html)

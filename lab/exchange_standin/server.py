@@ -50,29 +50,42 @@ class MailStore:
         self.settings = settings
         settings.mail_folder.mkdir(parents=True, exist_ok=True)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         stamp = f"{time.time_ns()}"
         folder = self.settings.mail_folder
         content = envelope.original_content or b""
-        received = (f"Received: from {session.host_name} ([{session.peer[0]}]) by "
-                    f"{self.settings.identity.fqdn}; {email.utils.formatdate()}\r\n").encode()
+        received = (
+            f"Received: from {session.host_name} ([{session.peer[0]}]) by "
+            f"{self.settings.identity.fqdn}; {email.utils.formatdate()}\r\n"
+        ).encode()
         (folder / f"{stamp}.eml").write_bytes(received + content)
-        (folder / f"{stamp}.json").write_text(json.dumps({
-            "mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
-            "peer": session.peer[0], "helo": session.host_name, "server": self.settings.identity.name,
-        }) + "\n")
-        print(f"smtp {session.peer[0]} from={envelope.mail_from} to={','.join(envelope.rcpt_tos)}", flush=True)
+        (folder / f"{stamp}.json").write_text(
+            json.dumps(
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": envelope.rcpt_tos,
+                    "peer": session.peer[0],
+                    "helo": session.host_name,
+                    "server": self.settings.identity.name,
+                }
+            )
+            + "\n"
+        )
+        print(
+            f"smtp {session.peer[0]} from={envelope.mail_from} to={','.join(envelope.rcpt_tos)}", flush=True
+        )
         return f"250 2.6.0 <{stamp}@{self.settings.identity.fqdn}> Queued mail for delivery"
 
 
-async def _serve_http(settings: Settings, scheme: str, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
+async def _serve_http(
+    settings: Settings, scheme: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     peer = writer.get_extra_info("peername")[0]
     try:
         while True:
             try:
                 raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError):
+            except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                 return
             try:
                 req = parse_head(raw[:-4])
@@ -95,8 +108,9 @@ async def _serve_http(settings: Settings, scheme: str, reader: asyncio.StreamRea
         writer.close()
 
 
-async def _serve_rpc(settings: Settings, port: int, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
+async def _serve_rpc(
+    settings: Settings, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     """A line responder: names the server and port, then echoes each line it gets."""
     name = settings.identity.name
     try:
@@ -105,7 +119,7 @@ async def _serve_rpc(settings: Settings, port: int, reader: asyncio.StreamReader
         while line := await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT):
             writer.write(f"{name}: {line.decode(errors='replace').rstrip()}\r\n".encode())
             await writer.drain()
-    except (ConnectionError, asyncio.TimeoutError):
+    except (TimeoutError, ConnectionError):
         pass
     finally:
         writer.close()
@@ -124,22 +138,44 @@ async def serve(settings: Settings) -> None:
     store = MailStore(settings)
     ident = settings.identity
     servers: list[asyncio.AbstractServer] = [
-        await loop.create_server(lambda: SMTP(store, hostname=ident.fqdn, ident=SMTP_IDENT,
-                                              tls_context=tls, require_starttls=False),
-                                 settings.bind, SMTP_PORT, reuse_address=True),
-        await asyncio.start_server(lambda r, w: _serve_http(settings, "https", r, w),
-                                   settings.bind, HTTPS_PORT, ssl=tls, reuse_address=True, limit=MAX_HEAD),
-        await asyncio.start_server(lambda r, w: _serve_http(settings, "http", r, w),
-                                   settings.bind, HTTP_PORT, reuse_address=True, limit=MAX_HEAD),
+        await loop.create_server(
+            lambda: SMTP(
+                store, hostname=ident.fqdn, ident=SMTP_IDENT, tls_context=tls, require_starttls=False
+            ),
+            settings.bind,
+            SMTP_PORT,
+            reuse_address=True,
+        ),
+        await asyncio.start_server(
+            lambda r, w: _serve_http(settings, "https", r, w),
+            settings.bind,
+            HTTPS_PORT,
+            ssl=tls,
+            reuse_address=True,
+            limit=MAX_HEAD,
+        ),
+        await asyncio.start_server(
+            lambda r, w: _serve_http(settings, "http", r, w),
+            settings.bind,
+            HTTP_PORT,
+            reuse_address=True,
+            limit=MAX_HEAD,
+        ),
     ]
     for port in RPC_PORTS:
-        servers.append(await asyncio.start_server(
-            lambda r, w, p=port: _serve_rpc(settings, p, r, w), settings.bind, port, reuse_address=True))
+        servers.append(
+            await asyncio.start_server(
+                lambda r, w, p=port: _serve_rpc(settings, p, r, w), settings.bind, port, reuse_address=True
+            )
+        )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"{ident.name} ({ident.fqdn}) serving smtp/{SMTP_PORT} https/{HTTPS_PORT} http/{HTTP_PORT} "
-          f"rpc/{','.join(map(str, RPC_PORTS))}", flush=True)
+    print(
+        f"{ident.name} ({ident.fqdn}) serving smtp/{SMTP_PORT} https/{HTTPS_PORT} http/{HTTP_PORT} "
+        f"rpc/{','.join(map(str, RPC_PORTS))}",
+        flush=True,
+    )
     await stop.wait()
     for s in servers:
         s.close()
@@ -147,5 +183,10 @@ async def serve(settings: Settings) -> None:
 
 
 def settings_from(args: Any) -> Settings:
-    return Settings(Identity(args.name, args.fqdn), Path(args.folder), Path(args.cert), Path(args.key),
-                    access_log=bool(args.access_log))
+    return Settings(
+        Identity(args.name, args.fqdn),
+        Path(args.folder),
+        Path(args.cert),
+        Path(args.key),
+        access_log=bool(args.access_log),
+    )

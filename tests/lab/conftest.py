@@ -17,23 +17,41 @@ from lab.topology import load_topology
 
 PREFIX = "exht-"
 NET = "10.77.0"
-HOSTS = [("asa1", "asa", 1), ("esxi1", "vsphere", 5), ("dc1", "dns-primary", 10),
-         ("dns2", "dns-secondary", 11), ("ex13-1", "exchange", 23), ("ex13-2", "exchange", 24)]
+HOSTS = [
+    ("asa1", "asa", 1),
+    ("esxi1", "vsphere", 5),
+    ("dc1", "dns-primary", 10),
+    ("dns2", "dns-secondary", 11),
+    ("ex13-1", "exchange", 23),
+    ("ex13-2", "exchange", 24),
+]
 CORE = (NetworkComponent(), DnsComponent(), ExchangeComponent())
 
 
 def scratch_toml(overrides: dict[str, str] | None = None, prefix: str = PREFIX, net: str = NET) -> str:
     """The scratch topology; `overrides` maps a host name (or "admin") to an address to plant."""
     o = overrides or {}
-    lines = ["[lab]", f'prefix = "{prefix}"', 'domain = "corp.example"', "prefix_len = 8",
-             f'admin_address = "{o.get("admin", f"{net}.100")}"']
+    lines = [
+        "[lab]",
+        f'prefix = "{prefix}"',
+        'domain = "corp.example"',
+        "prefix_len = 8",
+        f'admin_address = "{o.get("admin", f"{net}.100")}"',
+    ]
     for name, role, last in HOSTS:
         lines += [f"[hosts.{name}]", f'address = "{o.get(name, f"{net}.{last}")}"', f'role = "{role}"']
         if role == "exchange":
             lines.append(f'fqdn = "{name.upper()}.corp.example"')
-    lines += ["[hosts.lb1]", 'role = "balancer-vm"', f'address = "{net}.200"',
-              f'target_address = "{net}.27"', f'vips = ["{net}.28"]', f'vm_name = "{prefix}lb1"',
-              "[seed]", f'cas_array_address = "{o.get("ex13-1", f"{net}.23")}"']
+    lines += [
+        "[hosts.lb1]",
+        'role = "balancer-vm"',
+        f'address = "{net}.200"',
+        f'target_address = "{net}.27"',
+        f'vips = ["{net}.28"]',
+        f'vm_name = "{prefix}lb1"',
+        "[seed]",
+        f'cas_array_address = "{o.get("ex13-1", f"{net}.23")}"',
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -36,7 +36,9 @@ def test_up_again_is_idempotent_and_prints_table(lab: Lab, exha_run: Runner) -> 
     assert header == ["HOST", "SERVICE", "ADDRESS", "STATE", "DETAIL"]
     assert f"credentials: {lab.credentials_file}" in cp.stdout
     for h in ("dc1", "dns2", "ex13-1", "ex13-2"):
-        assert any(line.startswith(h) and lab.topology.host(h).address in line for line in cp.stdout.splitlines())
+        assert any(
+            line.startswith(h) and lab.topology.host(h).address in line for line in cp.stdout.splitlines()
+        )
     secret = lab.credentials()["dns"]["tsig_secret"]
     assert secret not in cp.stdout + cp.stderr
 
@@ -65,7 +67,9 @@ def test_bad_topology_is_one_line(tmp_path: Path, exha_run: Runner) -> None:
         pytest.skip("needs root: the root check comes first")
     bad = tmp_path / "topology.toml"
     bad.write_text('[lab]\nprefix = "exhb-"\nadmin_address = "10.0.0.300"\n')
-    err = _one_line_error(exha_run("lab", "--topology", str(bad), "--state-dir", str(tmp_path / "s"), "status"))
+    err = _one_line_error(
+        exha_run("lab", "--topology", str(bad), "--state-dir", str(tmp_path / "s"), "status")
+    )
     assert str(bad) in err and "lab.admin_address" in err
     err = _one_line_error(exha_run("lab", "--topology", str(tmp_path / "missing.toml"), "status"))
     assert "missing.toml" in err
@@ -73,12 +77,18 @@ def test_bad_topology_is_one_line(tmp_path: Path, exha_run: Runner) -> None:
 
 def _as_nobody(argv: list[str]) -> subprocess.CompletedProcess[str]:
     if os.geteuid() != 0:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("needs setpriv (util-linux) to drop root")
-    return subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *argv],
-                          capture_output=True, text=True, timeout=60, cwd="/")
+    return subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("command", [["up"], ["down"], ["status", "--json"], ["exchange", "stop", "EX13-1"]])
@@ -88,11 +98,21 @@ def test_without_root_a_clear_error(command: list[str]) -> None:
     assert err.startswith("exha lab: needs root") and cp.stdout == ""
 
 
-def test_down_when_never_up_is_clean(tmp_path: Path, exha_run: Runner, make_scratch: Callable[..., Any]) -> None:
+def test_down_when_never_up_is_clean(
+    tmp_path: Path, exha_run: Runner, make_scratch: Callable[..., Any]
+) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     scratch = make_scratch()
-    cp = exha_run("lab", "--topology", str(scratch.topology.path), "--state-dir", str(scratch.state_dir),
-                  "--cache-dir", str(scratch.cache_dir), "down")
+    cp = exha_run(
+        "lab",
+        "--topology",
+        str(scratch.topology.path),
+        "--state-dir",
+        str(scratch.state_dir),
+        "--cache-dir",
+        str(scratch.cache_dir),
+        "down",
+    )
     assert cp.returncode == 0, cp.stderr
     assert "no namespaces, links, routes, processes or mounts left" in cp.stdout

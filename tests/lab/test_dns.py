@@ -42,8 +42,9 @@ def _wait_for(server: str, name: str, expected: list[str]) -> list[str]:
 
 
 def _keyring(creds: dict[str, Any], secret: str | None = None) -> dict[dns.name.Name, dns.tsig.Key]:
-    return dns.tsigkeyring.from_text({creds["tsig_name"]: (creds["tsig_algorithm"],
-                                                          secret or creds["tsig_secret"])})
+    return dns.tsigkeyring.from_text(
+        {creds["tsig_name"]: (creds["tsig_algorithm"], secret or creds["tsig_secret"])}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,9 @@ def test_update_without_key_is_refused(creds: dict[str, Any]) -> None:
 
 def test_update_with_wrong_secret_is_rejected(creds: dict[str, Any]) -> None:
     wrong = "A" * 43 + "="
-    up = dns.update.UpdateMessage(creds["zone"], keyring=_keyring(creds, wrong),
-                                  keyalgorithm=creds["tsig_algorithm"])
+    up = dns.update.UpdateMessage(
+        creds["zone"], keyring=_keyring(creds, wrong), keyalgorithm=creds["tsig_algorithm"]
+    )
     up.replace("badkey", 300, "A", "10.0.0.97")
     with pytest.raises(dns.tsig.PeerBadSignature):
         dns.query.tcp(up, creds["primary"], timeout=5)

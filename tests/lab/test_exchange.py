@@ -39,11 +39,18 @@ def tls(lab: Lab) -> ssl.SSLContext:
 
 
 def _client(host: LabHost, tls: ssl.SSLContext) -> httpx.Client:
-    return httpx.Client(base_url=f"https://{host.address}", verify=tls, timeout=5,
-                        headers={"Host": host.fqdn}, follow_redirects=False)
+    return httpx.Client(
+        base_url=f"https://{host.address}",
+        verify=tls,
+        timeout=5,
+        headers={"Host": host.fqdn},
+        follow_redirects=False,
+    )
 
 
-def test_smtp_banner_ehlo_starttls_and_delivery(lab: Lab, servers: list[LabHost], tls: ssl.SSLContext) -> None:
+def test_smtp_banner_ehlo_starttls_and_delivery(
+    lab: Lab, servers: list[LabHost], tls: ssl.SSLContext
+) -> None:
     for host in servers:
         with smtplib.SMTP(host.address, 25, timeout=5) as smtp:
             code, ehlo = smtp.ehlo("admin.corp.example")
@@ -83,8 +90,13 @@ def test_exchange_paths_answer_like_exchange(lab: Lab, servers: list[LabHost], t
             assert owa.status_code == 302 and "/owa/auth/logon.aspx" in owa.headers["Location"]
             assert c.get("/owa/auth/logon.aspx").status_code == 200
             assert c.get("/ecp/").status_code == 302
-            for path in ("/ews/exchange.asmx", "/Microsoft-Server-ActiveSync", "/rpc/rpcproxy.dll",
-                         "/autodiscover/autodiscover.xml", "/mapi/emsmdb/"):
+            for path in (
+                "/ews/exchange.asmx",
+                "/Microsoft-Server-ActiveSync",
+                "/rpc/rpcproxy.dll",
+                "/autodiscover/autodiscover.xml",
+                "/mapi/emsmdb/",
+            ):
                 r = c.get(path)
                 assert r.status_code == 401, path
                 assert "NTLM" in r.headers["WWW-Authenticate"]
@@ -113,8 +125,9 @@ def _refused(address: str, port: int) -> bool:
     return False
 
 
-def test_stop_and_start_one_server(lab: Lab, servers: list[LabHost], tls: ssl.SSLContext,
-                                   exha: Callable[..., Any]) -> None:
+def test_stop_and_start_one_server(
+    lab: Lab, servers: list[LabHost], tls: ssl.SSLContext, exha: Callable[..., Any]
+) -> None:
     one, other = servers[0], servers[1]
     cp = exha("lab", "exchange", "stop", server_name(one))
     try:
@@ -125,8 +138,10 @@ def test_stop_and_start_one_server(lab: Lab, servers: list[LabHost], tls: ssl.SS
             assert c.get("/owa/healthcheck.htm").status_code == 200
         status = exha("lab", "status")
         assert status.returncode == 1
-        assert any(line.split()[:2] == [one.name, "https"] and " down " in line
-                   for line in status.stdout.splitlines())
+        assert any(
+            line.split()[:2] == [one.name, "https"] and " down " in line
+            for line in status.stdout.splitlines()
+        )
     finally:
         cp = exha("lab", "exchange", "start", server_name(one).lower())
     assert cp.returncode == 0, cp.stderr
@@ -134,8 +149,9 @@ def test_stop_and_start_one_server(lab: Lab, servers: list[LabHost], tls: ssl.SS
         assert c.get("/owa/healthcheck.htm").status_code == 200
 
 
-def test_maintenance_turns_health_pages_503(lab: Lab, servers: list[LabHost], tls: ssl.SSLContext,
-                                            exha: Callable[..., Any]) -> None:
+def test_maintenance_turns_health_pages_503(
+    lab: Lab, servers: list[LabHost], tls: ssl.SSLContext, exha: Callable[..., Any]
+) -> None:
     host = servers[1]
     assert exha("lab", "exchange", "maintenance", server_name(host), "on").returncode == 0
     try:

@@ -61,10 +61,19 @@ def test_clash_stops_up_before_anything_starts(make_scratch: ScratchFactory) -> 
 
 
 def test_components_load_in_order_and_skip_missing_modules() -> None:
-    loaded = load(("lab.network:NetworkComponent", "lab.no_such_module.component:Thing",
-                   "lab.dns:NoSuchClass", "lab.dns:DnsComponent"))
+    loaded = load(
+        (
+            "lab.network:NetworkComponent",
+            "lab.no_such_module.component:Thing",
+            "lab.dns:NoSuchClass",
+            "lab.dns:DnsComponent",
+        )
+    )
     assert [c.name for c in loaded.components] == ["network", "dns"]
     assert len(loaded.notes) == 2
     assert "lab.no_such_module" in loaded.notes[0] and "NoSuchClass" in loaded.notes[1]
-    assert COMPONENTS[:3] == ("lab.network:NetworkComponent", "lab.dns:DnsComponent",
-                              "lab.exchange:ExchangeComponent")
+    assert COMPONENTS[:3] == (
+        "lab.network:NetworkComponent",
+        "lab.dns:DnsComponent",
+        "lab.exchange:ExchangeComponent",
+    )

@@ -21,6 +21,7 @@ from lab.network import (
     link_exists,
     reachable,
 )
+
 ScratchFactory = Callable[..., Lab]
 PREFIX = "exht-"  # the scratch topology's (tests/lab/conftest.py)
 
@@ -33,10 +34,14 @@ pytestmark = [
 
 def _connect_from(namespace: str, address: str, port: int = 9) -> str:
     """Try a TCP connect from inside `namespace`; returns 'refused' (path works), 'timeout' or 'ok'."""
-    code = ("import socket,sys\ns=socket.socket();s.settimeout(1.5)\n"
-            "try:\n s.connect((sys.argv[1],int(sys.argv[2])));print('ok')\n"
-            "except ConnectionRefusedError:print('refused')\nexcept OSError:print('timeout')")
-    return run(["ip", "netns", "exec", namespace, sys.executable, "-c", code, address, str(port)]).stdout.strip()
+    code = (
+        "import socket,sys\ns=socket.socket();s.settimeout(1.5)\n"
+        "try:\n s.connect((sys.argv[1],int(sys.argv[2])));print('ok')\n"
+        "except ConnectionRefusedError:print('refused')\nexcept OSError:print('timeout')"
+    )
+    return run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", code, address, str(port)]
+    ).stdout.strip()
 
 
 def _root_routes_via(interface: str) -> set[str]:
@@ -46,7 +51,10 @@ def _root_routes_via(interface: str) -> set[str]:
 
 def _machine_state() -> tuple[str, str]:
     """The machine's own addresses and main routes, to prove a refused start changed nothing."""
-    return (run(["ip", "-4", "-o", "addr", "show"]).stdout, run(["ip", "-4", "route", "show", "table", "all"]).stdout)
+    return (
+        run(["ip", "-4", "-o", "addr", "show"]).stdout,
+        run(["ip", "-4", "route", "show", "table", "all"]).stdout,
+    )
 
 
 def test_up_wires_hosts_and_admin_link_both_ways(make_scratch: ScratchFactory) -> None:
@@ -59,7 +67,8 @@ def test_up_wires_hosts_and_admin_link_both_ways(make_scratch: ScratchFactory) -
     assert _root_routes_via(t.admin_interface) == set(t.lab_addresses())
     addrs = run(["ip", "-j", "-4", "addr", "show", "dev", t.admin_interface]).stdout
     assert [a["local"] + "/" + str(a["prefixlen"]) for a in json.loads(addrs)[0]["addr_info"]] == [
-        f"{t.admin_address}/32"]
+        f"{t.admin_address}/32"
+    ]
     for h in t.hosts.values():
         if h.role == "balancer-vm":
             assert h.namespace not in lab_namespaces(PREFIX)
@@ -107,8 +116,12 @@ def test_stop_removes_everything_it_made(make_scratch: ScratchFactory) -> None:
 
 def test_clash_with_machine_address_refuses_and_touches_nothing(make_scratch: ScratchFactory) -> None:
     own = json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout)
-    machine = next((a["local"], link["ifname"]) for link in own if link["ifname"] != "lo"
-                   for a in link.get("addr_info", []))
+    machine = next(
+        (a["local"], link["ifname"])
+        for link in own
+        if link["ifname"] != "lo"
+        for a in link.get("addr_info", [])
+    )
     lab = make_scratch({"dc1": machine[0]})
     before = _machine_state()
     with pytest.raises(ClashError) as e:

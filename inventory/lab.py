@@ -53,7 +53,7 @@ def _winrm(host: str) -> dict[str, Any]:
 def _asa(host: str) -> dict[str, Any]:
     return _prefixed("asa", _endpoint(host), {
         "host": "host", "port": "port", "username": "username", "password": "password",
-        "enable_secret": "enable_secret"})
+        "enable_secret": "enable_secret", "known_hosts": "known_hosts"})
 
 
 def _dns() -> dict[str, Any]:

@@ -13,14 +13,14 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from lab.context import Lab
 from lab.errors import LabError
-from lab.network import namespace_exists
+from lab.network import NetworkComponent, namespace_exists
 from lab.topology import load_topology
 from lab.vm import instance
 from lab.vm.appliance import write_ovf
@@ -134,6 +134,31 @@ def test_disk_survives_power_cycle_and_stop_leaves_nothing(vm_lab: Lab) -> None:
     comp.boot(lab, "lb1")
     assert ssh_run(lab, host, "cat /root/marker", mode="isolated").stdout == "kept\n"
     instance.stop(lab, host, "isolated")
+
+
+def test_vm_on_the_lab_switch_answers_the_admin_host(make_scratch: Callable[..., Lab]) -> None:
+    """Network mode "lab": the VM joins a scratch lab's switch and SSH goes from the machine's own
+    namespace through that lab's admin veth and /32 route (prefix exhw-, 10.79.0.0/8 inside)."""
+    scratch = make_scratch(prefix="exhw-", net="10.79.0")
+    lab = Lab(scratch.topology, state_dir=scratch.state_dir)  # the shared image cache
+    host = lab.topology.host("lb1")
+    network = NetworkComponent()
+    comp = BalancerVMComponent(network="lab", agent=False)
+    try:
+        network.start(lab)
+        comp.start(lab)
+        comp.boot(lab, "lb1")
+        cp = ssh_run(lab, host, "ip -4 -o addr show dev eth0; ip route show default", mode="lab")
+        assert cp.returncode == 0, cp.stderr
+        assert "inet 10.79.0.200/8" in cp.stdout and "default via 10.79.0.1 dev eth0" in cp.stdout
+        deadline = time.monotonic() + 60
+        while (st := comp.status(lab)[0]).detail.startswith("systemd starting") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert st.state == "up" and st.address == "10.79.0.200", st.detail
+    finally:
+        comp.stop(lab)
+        network.stop(lab)
+    assert not namespace_exists(host.namespace)
 
 
 def test_boot_of_a_non_balancer_host_is_a_clear_error(vm_lab: Lab) -> None:

@@ -162,7 +162,8 @@ def test_stop_ends_the_simulator(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     ([], "--cert, --key and --password-file are required"),
-    (["--cert", "/nonexistent.pem", "--key", "/nonexistent.key", "--password-file", "/dev/null"], "--cert/--key"),
+    (["--cert", "/nonexistent.pem", "--key", "/nonexistent.key", "--password-file", "/dev/null"],
+     "--cert/--key"),
 ])
 def test_simulator_bad_arguments_are_one_line_errors(simulator: tuple[Lab, VSphereComponent],
                                                      args: list[str], message: str) -> None:

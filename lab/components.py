@@ -6,14 +6,17 @@ from __future__ import annotations
 import fcntl
 import importlib
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lab.context import Component, Lab, ServiceStatus
 from lab.errors import LabError
+
+T = TypeVar("T")
 
 # "module:Class", in start order.
 COMPONENTS: tuple[str, ...] = (
@@ -80,6 +83,23 @@ def locked(lab: Lab) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _guarded(lab: Lab, component: Component, step: str, fn: Callable[[Lab], T]) -> T:
+    """Run one component step; an unexpected exception becomes a one-line LabError naming the
+    component, with the traceback kept in logs/lab-errors.log."""
+    try:
+        return fn(lab)
+    except LabError:
+        raise
+    except Exception as e:
+        log = lab.logs / "lab-errors.log"
+        with open(log, "a") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {component.name} {step}\n")
+            fh.write(traceback.format_exc())
+        raise LabError(
+            f"{component.name}: {step} failed: {type(e).__name__}: {e} (traceback in {log})"
+        ) from e
+
+
 def bring_up(lab: Lab, loaded: Loaded, progress: Callable[[str], None] = lambda _: None) -> None:
     """Check for clashes, build every component, then start each in order (all idempotent)."""
     from lab.network import check_clashes
@@ -88,11 +108,11 @@ def bring_up(lab: Lab, loaded: Loaded, progress: Callable[[str], None] = lambda 
         check_clashes(lab.topology)
         for c in loaded.components:
             t0 = time.monotonic()
-            c.build(lab)
+            _guarded(lab, c, "build", c.build)
             progress(f"built {c.name} ({time.monotonic() - t0:.1f}s)")
         for c in loaded.components:
             t0 = time.monotonic()
-            c.start(lab)
+            _guarded(lab, c, "start", c.start)
             progress(f"started {c.name} ({time.monotonic() - t0:.1f}s)")
 
 
@@ -112,7 +132,7 @@ def leftovers(lab: Lab) -> list[str]:
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     except OSError:
         mounts = []
-    left += [f"mount {m}" for m in mounts if m.startswith(roots)]
+    left += [f"mount {m}" for m in mounts if any(m == r or m.startswith(r + "/") for r in roots)]
     return left
 
 
@@ -123,7 +143,7 @@ def tear_down(lab: Lab, loaded: Loaded, progress: Callable[[str], None] = lambda
     with locked(lab):
         for c in reversed(loaded.components):
             try:
-                c.stop(lab)
+                _guarded(lab, c, "stop", c.stop)
                 progress(f"stopped {c.name}")
             except LabError as e:
                 problems.append(f"{c.name}: {e}")
@@ -148,7 +168,7 @@ def collect_status(lab: Lab, loaded: Loaded) -> list[ServiceStatus]:
             out.append(ServiceStatus(c.name, c.name, "", None, "down", "lab network is not up"))
             continue
         try:
-            out += c.status(lab)
+            out += _guarded(lab, c, "status", c.status)
         except LabError as e:
             out.append(ServiceStatus(c.name, c.name, "", None, "down", str(e)))
     return out

@@ -85,9 +85,9 @@ def _tsig(lab: Lab) -> dict[str, str]:
     """The lab's TSIG key, made once and kept in the state folder (stable across ups)."""
     path = lab.folder("dns") / "tsig.json"
     try:
-        key = json.loads(path.read_text())
-        if key.get("name") and key.get("secret"):
-            return key
+        stored = json.loads(path.read_text())
+        if isinstance(stored, dict) and stored.get("name") and stored.get("secret"):
+            return {str(k): str(v) for k, v in stored.items()}
     except (FileNotFoundError, ValueError):
         pass
     key = {

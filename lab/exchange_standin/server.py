@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import signal
 import ssl
@@ -53,9 +54,10 @@ class MailStore:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         stamp = f"{time.time_ns()}"
         folder = self.settings.mail_folder
+        peer = str(session.peer[0]) if session.peer else "?"
         content = envelope.original_content or b""
         received = (
-            f"Received: from {session.host_name} ([{session.peer[0]}]) by "
+            f"Received: from {session.host_name} ([{peer}]) by "
             f"{self.settings.identity.fqdn}; {email.utils.formatdate()}\r\n"
         ).encode()
         (folder / f"{stamp}.eml").write_bytes(received + content)
@@ -64,7 +66,7 @@ class MailStore:
                 {
                     "mail_from": envelope.mail_from,
                     "rcpt_tos": envelope.rcpt_tos,
-                    "peer": session.peer[0],
+                    "peer": peer,
                     "helo": session.host_name,
                     "server": self.settings.identity.name,
                 }
@@ -72,7 +74,7 @@ class MailStore:
             + "\n"
         )
         print(
-            f"smtp {session.peer[0]} from={envelope.mail_from} to={','.join(envelope.rcpt_tos)}", flush=True
+            f"smtp {peer} from={envelope.mail_from} to={','.join(envelope.rcpt_tos)}", flush=True
         )
         return f"250 2.6.0 <{stamp}@{self.settings.identity.fqdn}> Queued mail for delivery"
 
@@ -165,7 +167,7 @@ async def serve(settings: Settings) -> None:
     for port in RPC_PORTS:
         servers.append(
             await asyncio.start_server(
-                lambda r, w, p=port: _serve_rpc(settings, p, r, w), settings.bind, port, reuse_address=True
+                functools.partial(_serve_rpc, settings, port), settings.bind, port, reuse_address=True
             )
         )
     stop = asyncio.Event()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lab.components import COMPONENTS, Loaded, bring_up, collect_status, leftovers, load, tear_down
+from lab.components import Loaded, bring_up, collect_status, leftovers, tear_down
 from lab.context import Lab
 from lab.dns import DnsComponent
 from lab.errors import ClashError
@@ -58,22 +58,3 @@ def test_clash_stops_up_before_anything_starts(make_scratch: ScratchFactory) -> 
     with pytest.raises(ClashError, match="hosts.dc1.address"):
         bring_up(second, CORE)
     assert lab_namespaces("exhu-") == [] and second.pid("named-dc1") is None
-
-
-def test_components_load_in_order_and_skip_missing_modules() -> None:
-    loaded = load(
-        (
-            "lab.network:NetworkComponent",
-            "lab.no_such_module.component:Thing",
-            "lab.dns:NoSuchClass",
-            "lab.dns:DnsComponent",
-        )
-    )
-    assert [c.name for c in loaded.components] == ["network", "dns"]
-    assert len(loaded.notes) == 2
-    assert "lab.no_such_module" in loaded.notes[0] and "NoSuchClass" in loaded.notes[1]
-    assert COMPONENTS[:3] == (
-        "lab.network:NetworkComponent",
-        "lab.dns:DnsComponent",
-        "lab.exchange:ExchangeComponent",
-    )

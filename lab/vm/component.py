@@ -15,6 +15,7 @@ from lab.vm.rootfs import rootfs_tarball
 from lab.vm.ssh import client_key, host_key, ssh_argv, write_known_hosts
 
 AGENT = "vm-agent"
+SYSTEMD_STATES = ("initializing", "starting", "running", "degraded", "maintenance", "stopping", "offline")
 
 
 def ssh_run(lab: Lab, host: LabHost, *command: str, mode: NetworkMode = "lab",
@@ -86,7 +87,8 @@ class BalancerVMComponent:
             cp = ssh_run(lab, host, "systemctl", "is-system-running", mode=self.network, timeout=15)
             state = cp.stdout.strip()
             ok = state in ("running", "degraded")
-            detail = f"systemd {state}" if ok else f"ssh failed: {(cp.stderr or cp.stdout).strip()[:200]}"
+            detail = f"systemd {state}" if state in SYSTEMD_STATES else \
+                f"ssh failed: {(cp.stderr or cp.stdout).strip()[:200]}"
             out.append(ServiceStatus(host.name, "ssh", instance.current_address(host) or host.address, 22,
                                      "up" if ok else "down", detail, creds))
         return out

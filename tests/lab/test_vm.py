@@ -152,7 +152,8 @@ def test_vm_on_the_lab_switch_answers_the_admin_host(make_scratch: Callable[...,
         assert cp.returncode == 0, cp.stderr
         assert "inet 10.79.0.200/8" in cp.stdout and "default via 10.79.0.1 dev eth0" in cp.stdout
         deadline = time.monotonic() + 60
-        while (st := comp.status(lab)[0]).detail.startswith("systemd starting") and time.monotonic() < deadline:
+        booting = ("systemd initializing", "systemd starting")
+        while (st := comp.status(lab)[0]).detail in booting and time.monotonic() < deadline:
             time.sleep(0.5)
         assert st.state == "up" and st.address == "10.79.0.200", st.detail
     finally:

@@ -1,0 +1,1 @@
+"""The balancer VM as a Linux host: reaching it (the @exha-vm connector), its name, address, resolvers and VIPs."""

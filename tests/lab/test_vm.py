@@ -138,8 +138,8 @@ def test_disk_survives_power_cycle_and_stop_leaves_nothing(vm_lab: Lab) -> None:
 
 def test_vm_on_the_lab_switch_answers_the_admin_host(make_scratch: Callable[..., Lab]) -> None:
     """Network mode "lab": the VM joins a scratch lab's switch and SSH goes from the machine's own
-    namespace through that lab's admin veth and /32 route (prefix exhw-, 10.79.0.0/8 inside)."""
-    scratch = make_scratch(prefix="exhw-", net="10.79.0")
+    namespace through that lab's admin veth and /32 route (prefix exhw-, 10.93.61.0/8 inside)."""
+    scratch = make_scratch(prefix="exhw-", net="10.93.61")
     lab = Lab(scratch.topology, state_dir=scratch.state_dir)  # the shared image cache
     host = lab.topology.host("lb1")
     network = NetworkComponent()
@@ -150,12 +150,12 @@ def test_vm_on_the_lab_switch_answers_the_admin_host(make_scratch: Callable[...,
         comp.boot(lab, "lb1")
         cp = ssh_run(lab, host, "ip -4 -o addr show dev eth0; ip route show default", mode="lab")
         assert cp.returncode == 0, cp.stderr
-        assert "inet 10.79.0.200/8" in cp.stdout and "default via 10.79.0.1 dev eth0" in cp.stdout
+        assert "inet 10.93.61.200/8" in cp.stdout and "default via 10.93.61.1 dev eth0" in cp.stdout
         deadline = time.monotonic() + 60
         booting = ("systemd initializing", "systemd starting")
         while (st := comp.status(lab)[0]).detail in booting and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert st.state == "up" and st.address == "10.79.0.200", st.detail
+        assert st.state == "up" and st.address == "10.93.61.200", st.detail
     finally:
         comp.stop(lab)
         network.stop(lab)

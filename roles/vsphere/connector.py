@@ -90,7 +90,8 @@ class EsxiConnector(ApiConnector):
         try:
             self.view = session.container_view(self.si)
         except vmodl.MethodFault as e:
-            raise DeviceConnectError(f"cannot read the inventory: {e.msg}", host=self.label) from e
+            raise DeviceConnectError(f"cannot read the inventory: {session.fault_text(e)}",
+                                     host=self.label) from e
 
     def close(self) -> None:
         if self.si is not None:
@@ -109,7 +110,7 @@ class EsxiConnector(ApiConnector):
             return super().run_shell_command(command, print_output, print_input, **arguments)
         except (vmodl.MethodFault, OSError, http.client.HTTPException) as e:
             what = command.method if isinstance(command, ApiCall) else str(command)
-            cause = getattr(e, "msg", None) or str(e) or type(e).__name__
+            cause = session.fault_text(e) if isinstance(e, vmodl.MethodFault) else str(e) or type(e).__name__
             return False, _output(stderr=[f"{self.label}: {what} failed: {cause}"])
 
     # -- reads (memoized per stage, cleared on every write) ----------------------------------
@@ -122,7 +123,7 @@ class EsxiConnector(ApiConnector):
             try:
                 found = session.retrieve(self.si, session.view_objects(self.view), session.PROPERTY_PATHS)
             except vmodl.MethodFault as e:
-                raise DeviceCommandError(e.msg, host=self.label, command="RetrievePropertiesEx") from e
+                raise DeviceCommandError(session.fault_text(e), host=self.label, command="RetrievePropertiesEx") from e
             except OSError as e:
                 raise DeviceConnectError(f"{self.ep.label()} stopped answering: {e}", host=self.label) from e
             self._memo = {key: snapshot.rows_from(found)}
@@ -178,7 +179,7 @@ class EsxiConnector(ApiConnector):
         try:
             result = importer.run(req, self.snapshot(fresh=True), pkg)
         except vmodl.MethodFault as e:
-            raise DeviceCommandError(e.msg, host=self.label, command="vsphere.import_ovf") from e
+            raise DeviceCommandError(session.fault_text(e), host=self.label, command="vsphere.import_ovf") from e
         finally:
             self._written()
         for w in result.warnings:
@@ -197,7 +198,7 @@ class EsxiConnector(ApiConnector):
             if state != vim.VirtualMachinePowerState.poweredOn:
                 session.wait_task(self.si, vm.PowerOnVM_Task(), self.label, f"PowerOnVM_Task {vm_name}")
         except vmodl.MethodFault as e:
-            raise DeviceCommandError(e.msg, host=self.label, command="vsphere.power_on") from e
+            raise DeviceCommandError(session.fault_text(e), host=self.label, command="vsphere.power_on") from e
         finally:
             self._written()
         self.log.info("powered on %s", vm_name)
@@ -220,4 +221,4 @@ class EsxiConnector(ApiConnector):
                 time.sleep(delay)
                 delay = min(delay * 1.5, 2.0)
         except vmodl.MethodFault as e:
-            raise DeviceCommandError(e.msg, host=self.label, command="vsphere.wait_for_ip") from e
+            raise DeviceCommandError(session.fault_text(e), host=self.label, command="vsphere.wait_for_ip") from e

@@ -21,7 +21,7 @@ from pyVmomi.VmomiSupport import GetWsdlType
 
 from roles.errors import DeviceCommandError
 from roles.vsphere import ovf, snapshot
-from roles.vsphere.session import Endpoint, TaskFault, read_properties, wait_task
+from roles.vsphere.session import Endpoint, TaskFault, fault_text, read_properties, wait_task
 
 CHUNK = 1 << 20
 #: seconds between HttpNfcLeaseProgress calls (the lease times out after about five idle minutes)
@@ -105,6 +105,30 @@ def property_values(pkg: ovf.OvfPackage, wanted: dict[str, str]) -> tuple[dict[s
     return known, unknown
 
 
+def folder_owner(vms: dict[str, dict[str, Any]], vm_name: str, datastore: str) -> str | None:
+    """Pure: the other VM whose files live in "[datastore] vm_name/" (one renamed from vm_name), if any."""
+    prefix = f"[{datastore}] {vm_name}/"
+    for other, vm in sorted(vms.items()):
+        if other != vm_name and str(vm.get("path") or "").startswith(prefix):
+            return other
+    return None
+
+
+def folder_taken(vm_name: str, datastore: str, owner: str) -> str:
+    return (f"datastore folder [{datastore}] {vm_name} holds VM {owner!r} (renamed from {vm_name}?); "
+            f"not importing over it: choose another vm_name or move that VM's files")
+
+
+def _folders_in_use(snap: snapshot.Snapshot, exclude: str) -> set[str]:
+    """"[datastore] folder" of every VM except `exclude` (a renamed VM keeps its old folder)."""
+    used = set()
+    for row in snap.values():
+        path = str(row.get("config.files.vmPathName") or "")
+        if snapshot.kind(row["ref"]) == "VirtualMachine" and row.get("name") != exclude and "/" in path:
+            used.add(path.rsplit("/", 1)[0])
+    return used
+
+
 class Importer:
     """One import on one logged-in session."""
 
@@ -116,6 +140,7 @@ class Importer:
         self.host = host
         self.progress = progress or (lambda done, total: None)
         self.log = log or (lambda msg: None)
+        self.folders_in_use: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------
     def _fail(self, cause: str) -> DeviceCommandError:
@@ -131,8 +156,10 @@ class Importer:
         self._wait(vm.Destroy_Task(), "Destroy_Task")
 
     def _delete_folder(self, targets: _Targets, vm_name: str) -> bool:
-        """Delete "[datastore] vm_name" if it exists; True when something was deleted."""
+        """Delete "[datastore] vm_name" if it exists and no other VM lives there; True when deleted."""
         path = f"[{targets.datastore_name}] {vm_name}"
+        if path in self.folders_in_use:
+            return False
         try:
             self._wait(self.si.content.fileManager.DeleteDatastoreFile_Task(name=path,
                                                                             datacenter=targets.datacenter),
@@ -223,6 +250,10 @@ class Importer:
     # -- the import -----------------------------------------------------------------------------
     def run(self, req: ImportRequest, snap: snapshot.Snapshot, pkg: ovf.OvfPackage) -> ImportResult:
         targets = resolve(self.si, snap, req, self.host)
+        self.folders_in_use = _folders_in_use(snap, exclude=req.vm_name)
+        owner = folder_owner(snapshot.virtual_machines(snap, None), req.vm_name, targets.datastore_name)
+        if owner:
+            raise self._fail(folder_taken(req.vm_name, targets.datastore_name, owner))
         warnings: list[str] = []
         existing = snapshot.virtual_machines(snap, None).get(req.vm_name)
         replaced = False
@@ -252,7 +283,7 @@ class Importer:
             result = self.si.content.ovfManager.CreateImportSpec(pkg.descriptor, targets.pool,
                                                                  targets.datastore, params)
         except vmodl.MethodFault as e:
-            raise self._fail(f"CreateImportSpec rejected {pkg.path}: {e.msg}") from e
+            raise self._fail(f"CreateImportSpec rejected {pkg.path}: {fault_text(e)}") from e
         if result.error:
             raise self._fail(f"CreateImportSpec rejected {pkg.path}: "
                              + "; ".join(str(getattr(e, "msg", e)) for e in result.error))
@@ -282,7 +313,10 @@ class Importer:
             cleaned = self._cleanup(lease, vm, targets, req.vm_name)
             if not isinstance(e, Exception):
                 raise  # interrupted (Ctrl-C, a timeout): cleaned up, still interrupted
-            cause = getattr(e, "cause", None) or getattr(e, "msg", None) or str(e) or type(e).__name__
+            if isinstance(e, vmodl.MethodFault):
+                cause = fault_text(e)
+            else:
+                cause = getattr(e, "cause", None) or str(e) or type(e).__name__
             raise self._fail(f"import of {req.vm_name} failed: {cause}; cleaned up ({cleaned})") from e
         return ImportResult(req.vm_name, sent, replaced, orphan, tuple(warnings))
 

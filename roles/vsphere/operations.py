@@ -12,6 +12,7 @@ from pyinfra.context import ctx_state
 
 from roles.api import ApiCall, show_diff
 from roles.vsphere import ovf
+from roles.vsphere.importer import folder_owner, folder_taken
 from roles.vsphere.facts import Inventory, VirtualMachines
 
 POWERED_ON = "poweredOn"
@@ -42,12 +43,18 @@ def _refuse(message: str) -> Generator[ApiCall, None, None]:
 
 
 def placement_errors(inv: dict[str, list[str]], datastore: str, network: str, folder: str | None,
-                     resource_pool: str | None) -> list[str]:
+                     resource_pool: str | None, datacenter: str | None = None) -> list[str]:
     """Pure: what is wrong with the requested placement, each naming what exists."""
     errors: list[str] = []
 
     def listing(values: Iterable[str]) -> str:
         return ", ".join(values) or "none"
+
+    dcs = inv.get("datacenters", [])
+    if datacenter and datacenter not in dcs:
+        return [f"esxi_datacenter {datacenter!r} not found (it has: {listing(dcs)})"]
+    if not datacenter and len(dcs) > 1:
+        return [f"set esxi_datacenter: there are {len(dcs)} datacenters ({listing(dcs)})"]
 
     if datastore not in inv.get("datastores", []):
         errors.append(f"datastore {datastore!r} not found (it has: {listing(inv.get('datastores', []))})")
@@ -152,14 +159,20 @@ def vm_from_ovf(
     except ovf.OvfError as e:
         yield from _refuse(f"{label}: ovf_path: {e}")
         return
-    errors = placement_errors(host.get_fact(Inventory), datastore, network, folder, resource_pool)
+    errors = placement_errors(host.get_fact(Inventory), datastore, network, folder, resource_pool,
+                              host.data.get("esxi_datacenter"))
     if errors:
         yield from _refuse(f"{label}: cannot place VM {vm_name}: {'; '.join(errors)}")
         return
 
-    current = host.get_fact(VirtualMachines).get(vm_name)
+    vms = host.get_fact(VirtualMachines)
+    current = vms.get(vm_name)
     changed = False
     if current is None or not current.get("import_complete", True):
+        owner = folder_owner(vms, vm_name, datastore)
+        if owner:
+            yield from _refuse(f"{label}: {folder_taken(vm_name, datastore, owner)}")
+            return
         before = ["(absent)"] if current is None else [f"VM {vm_name} (half-imported: will be replaced)"]
         show_diff(host, f"VM {vm_name}", before,
                   _spec_lines(vm_name, pkg, datastore, network, folder, resource_pool, props))

@@ -103,7 +103,7 @@ def connect(ep: Endpoint) -> Any:
     except OSError as e:
         raise DeviceConnectError(f"{ep.label()} is unreachable: {e.strerror or e}", host=ep.who) from e
     except vmodl.MethodFault as e:
-        raise DeviceConnectError(f"{ep.label()}: {e.msg}", host=ep.who) from e
+        raise DeviceConnectError(f"{ep.label()}: {fault_text(e)}", host=ep.who) from e
     except Exception as e:  # SmartConnect raises a bare Exception when the version probe fails
         raise DeviceConnectError(f"{ep.label()} is not a vSphere API endpoint: {e}", host=ep.who) from e
 
@@ -166,6 +166,14 @@ def read_properties(si: Any, obj: Any, paths: Iterable[str]) -> dict[str, Any]:
     return found[0][1] if found else {}
 
 
+def fault_text(fault: Any) -> str:
+    """One line for a vim fault: its type, its message, and the file a file fault names."""
+    name = type(fault).__name__.rsplit(".", 1)[-1]
+    msg = str(getattr(fault, "msg", "") or "").strip().replace("\n", " ")
+    file = getattr(fault, "file", None)
+    return name + (f": {msg}" if msg else "") + (f" ({file})" if file else "")
+
+
 def wait_task(si: Any, task: Any, host: str, what: str, timeout: float = 600.0) -> Any:
     """Wait for a vSphere task; returns its result or raises DeviceCommandError with the fault.
 
@@ -180,8 +188,7 @@ def wait_task(si: Any, task: Any, host: str, what: str, timeout: float = 600.0) 
             return props.get("info.result")
         if state == "error":
             fault = props.get("info.error")
-            raise TaskFault(fault, host=host, command=what,
-                            cause=f"{type(fault).__name__.rsplit('.', 1)[-1]}: {getattr(fault, 'msg', '')}")
+            raise TaskFault(fault, host=host, command=what, cause=fault_text(fault))
         if time.monotonic() > deadline:
             raise DeviceCommandError(f"task still {state} after {timeout:g}s", host=host, command=what)
         time.sleep(delay)

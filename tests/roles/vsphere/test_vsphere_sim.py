@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -157,8 +158,9 @@ def test_import_power_on_wait_then_noop(sim: Sim) -> None:
     [(_, power, cpu, mem, ip, extra)] = vms_named(sim.creds, "exha-lb1")
     assert (power, cpu, mem, ip) == ("poweredOn", 2, 2048, "10.0.0.27")
     assert extra.get("exha.import", "") != "incomplete"
-    size = build_ova.__module__ and (sim.lab.logs / "vsphere-esxi1.log").read_text()
-    assert "transferred" in size
+    with tarfile.open(sim.ova) as tar:
+        disk_size = next(m.size for m in tar.getmembers() if m.name.endswith(".vmdk"))
+    assert f"transferred {disk_size} bytes" in (sim.lab.logs / "vsphere-esxi1.log").read_text()
 
     started = time.monotonic()
     cp, out = apply(inv)
@@ -294,3 +296,27 @@ def test_thumbprint_pinning_connects(sim: Sim) -> None:
     cp = pyinfra(inv, "fact", "roles.vsphere.facts.VirtualMachines", "--json")
     assert cp.returncode == 0, cp.stderr
     assert "ha-host_VM0" in json.loads(cp.stdout)["roles.vsphere.facts.VirtualMachines"]["@exha-esxi/esxi1"]
+
+
+def test_files_of_a_renamed_vm_are_never_deleted(sim: Sim) -> None:
+    inv = sim.inventory("exha-ren", balancer_wait_for_ip=False, balancer_properties={})
+    cp, _ = apply(inv)
+    assert cp.returncode == 0, cp.stderr
+    with session(sim.creds) as si:
+        vm = next(v for v in all_vms(si) if v.name == "exha-ren")
+        vm.Rename_Task("exha-renamed")
+        deadline = time.monotonic() + 10
+        while vm.name != "exha-renamed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    [folder] = datastore_folder(sim, "exha-ren")
+    files = sorted(p.name for p in folder.iterdir())
+    # "exha-ren" is absent now, but its folder holds the renamed VM: refused before anything changes
+    cp, _ = apply(inv)
+    assert cp.returncode == 1
+    line = _one_error_line(cp, "datastore folder")
+    assert line.endswith("esxi1: datastore folder [LocalDS_0] exha-ren holds VM 'exha-renamed' (renamed from "
+                         "exha-ren?); not importing over it: choose another vm_name or move that VM's files")
+    assert sorted(p.name for p in folder.iterdir()) == files
+    assert vms_named(sim.creds, "exha-ren") == []
+    [(_, power, *_rest)] = vms_named(sim.creds, "exha-renamed")
+    assert power == "poweredOn"

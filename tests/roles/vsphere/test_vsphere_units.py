@@ -170,6 +170,11 @@ def test_vpx_lookups() -> None:
     assert placement_errors(inv, "LocalDS_0", "DC0_DVPG0", None, None) == [
         "resource_pool is required with 2 hosts/clusters (it has: DC0_C0, DC0_H0)"]
     assert placement_errors(inv, "LocalDS_0", "DC0_DVPG0", None, "DC0_C0") == []
+    assert placement_errors(inv, "LocalDS_0", "DC0_DVPG0", None, "DC0_C0", "DC1") == [
+        "esxi_datacenter 'DC1' not found (it has: DC0)"]
+    two = {**inv, "datacenters": ["DC0", "DC1"]}
+    assert placement_errors(two, "LocalDS_0", "DC0_DVPG0", None, "DC0_C0") == [
+        "set esxi_datacenter: there are 2 datacenters (DC0, DC1)"]
 
 
 def test_drift_is_reported_for_what_import_cannot_change() -> None:

@@ -46,14 +46,29 @@ def read_hostname(lab: Lab, host: LabHost) -> str:
         return host.name
 
 
-def report_guest(si: Any, vm_name: str, address: str, hostname: str) -> None:
-    """Tell vSphere the guest's address and host name, as VMware Tools does."""
+TOOLS_RUNNING = {"guest.toolsRunningStatus": "guestToolsRunning", "guest.toolsStatus": "toolsOk",
+                 "guest.guestState": "running"}
+TOOLS_STOPPED = {"guest.toolsRunningStatus": "guestToolsNotRunning", "guest.guestState": "notRunning"}
+
+
+def _set_guest(si: Any, vm_name: str, values: dict[str, str]) -> None:
+    """Set guest properties through the simulator's `SET.<property>` extra-config keys."""
     vm = find_vm(si, vm_name)
     if vm is None:
         return
-    spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key="SET.guest.ipAddress", value=address),
-                                          vim.option.OptionValue(key="SET.guest.hostName", value=hostname)])
+    spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=f"SET.{k}", value=v)
+                                          for k, v in values.items()])
     wait_task(vm.ReconfigVM_Task(spec))
+
+
+def report_guest(si: Any, vm_name: str, address: str, hostname: str) -> None:
+    """Tell vSphere the guest's address and host name and that its tools run, as VMware Tools does."""
+    _set_guest(si, vm_name, {"guest.ipAddress": address, "guest.hostName": hostname, **TOOLS_RUNNING})
+
+
+def report_stopped(si: Any, vm_name: str) -> None:
+    """Tell vSphere the guest's tools stopped (the guest is off)."""
+    _set_guest(si, vm_name, TOOLS_STOPPED)
 
 
 @dataclass
@@ -104,6 +119,11 @@ class Agent:
             instance.stop(self.lab, host, self.mode)
             self.reported.pop(host.name, None)
             running = False
+            if power is not None:
+                try:
+                    report_stopped(self._session(), host.vm_name)
+                except Exception as e:  # noqa: BLE001 - cosmetic; the power state is what counts
+                    log.warning("%s: reporting tools stopped failed: %s", host.name, e)
         if power is None and instance.paths(self.lab, host).rootfs.exists():
             log.info("%s: %s left the inventory, deleting its disk", host.name, host.vm_name)
             instance.wipe(self.lab, host, self.mode)

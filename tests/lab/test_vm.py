@@ -211,7 +211,9 @@ def test_agent_boots_on_power_on_reports_address_and_stops_on_power_off(tmp_path
             power(vm, on=True)
             _wait(lambda: find_vm(si, "exhv-lb1").guest.ipAddress == "10.0.0.200", 120,
                   "the agent reports the VM's address through vSphere")
-            assert find_vm(si, "exhv-lb1").guest.hostName == "lb1"
+            guest = find_vm(si, "exhv-lb1").guest
+            assert (guest.hostName, guest.toolsRunningStatus, guest.guestState) == \
+                ("lb1", "guestToolsRunning", "running")
             assert _system_state(lab, "lb1") in ("running", "degraded")
             assert lab.credentials()["ssh-lb1"]["host"] == "10.0.0.200"
             # The guest changes its own address (as the toolkit will): the agent reports the new one.
@@ -223,6 +225,8 @@ def test_agent_boots_on_power_on_reports_address_and_stops_on_power_off(tmp_path
             power(vm, on=False)
             _wait(lambda: not instance.is_running(lab, host) and not namespace_exists(host.namespace), 30,
                   "the agent stops the VM on power off")
+            _wait(lambda: find_vm(si, "exhv-lb1").guest.toolsRunningStatus == "guestToolsNotRunning", 10,
+                  "the agent reports the guest's tools stopped")
         log = (lab.logs / f"{AGENT}.log").read_text()
         assert "powered on, booting" in log and "is poweredOff, stopping" in log
     finally:

@@ -1,0 +1,5 @@
+"""`python -m lb` is `exha-lb`."""
+
+from lb.cli import main
+
+main()

@@ -1,0 +1,512 @@
+"""The data plane: listeners per virtual service, server choice, and the Protocol-based TCP/TLS/HTTP proxy.
+
+One `Dataplane` per process. It reads server state from the shared ServerTable, marks a server down the moment
+a connect to it fails (and retries the client elsewhere), closes or drains connections when servers go down
+or are disabled, and swaps its configuration in place on reload without touching established connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from lb import log
+from lb.config import Config, VirtualService
+from lb.persistence import SharedSourceMemory, SourceTable, cookie_value, find_cookie
+from lb.scheduling import Scheduler, make
+from lb.sockopts import original_dst, transparent_socket
+from lb.state import DISABLED, DRAIN, ServerTable
+
+MAX_HEAD = 65536
+HIGH_WATER = 256 * 1024
+
+
+class Backend:
+    """One real server of one service, in this process: counters and open sessions."""
+
+    __slots__ = ("key", "service", "address", "port", "weight", "slot", "active", "total", "bytes_in",
+                 "bytes_out", "sessions", "current_weight", "cookie")
+
+    def __init__(self, key: str, service: str, address: str, port: int | None, weight: int, slot: int) -> None:
+        self.key, self.service, self.address, self.port, self.weight = key, service, address, port, weight
+        self.slot = slot
+        self.active = self.total = self.bytes_in = self.bytes_out = 0
+        self.sessions: set[Session] = set()
+        self.current_weight = 0
+        self.cookie = cookie_value(address)
+
+
+class ServiceRuntime:
+    """A virtual service as the data plane runs it: its backends, scheduler, persistence and TLS contexts."""
+
+    def __init__(self, vs: VirtualService, backends: list[Backend], table: ServerTable,
+                 persist: SourceTable | None) -> None:
+        self.vs = vs
+        self.name = vs.name
+        self.backends = backends
+        self.table = table
+        self.persist = persist
+        self.scheduler: Scheduler = make(vs.scheduler)
+        self.by_address = {b.address: b for b in backends}
+        self.by_cookie = {b.cookie: b for b in backends}
+        self.server_ssl = _server_context(vs) if vs.tls.offload else None
+        self.client_ssl = _client_context(vs) if vs.tls.reencrypt else None
+        self.http = vs.mode == "http"
+        self.cookie_name = vs.persistence.cookie_name.encode() if vs.persistence.kind == "cookie" else b""
+        self.connect_timeout = vs.timeouts.connect
+
+    def choose(self, client_ip: str, exclude: set[Backend] | None, cookie: str | None) -> Backend | None:
+        table = self.table
+        if cookie is not None:
+            b = self.by_cookie.get(cookie)
+            if b is not None and table.available(b.slot) and (not exclude or b not in exclude):
+                return b
+        persist = self.persist
+        if persist is not None:
+            now = time.monotonic()
+            addr = persist.get(client_ip, now)
+            if addr is not None:
+                b = self.by_address.get(addr)
+                if b is not None and table.available(b.slot) and (not exclude or b not in exclude):
+                    persist.put(client_ip, addr, now)
+                    return b
+        cands = [b for b in self.backends
+                 if b.weight > 0 and table.available(b.slot) and (not exclude or b not in exclude)]
+        if not cands:
+            return None
+        b = self.scheduler.pick(cands)  # type: ignore[assignment]
+        if persist is not None:
+            persist.put(client_ip, b.address, time.monotonic())
+        return b
+
+    def target_port(self, b: Backend, dst_port: int) -> int:
+        if b.port is not None:
+            return b.port
+        if self.vs.server_port is not None:
+            return self.vs.server_port
+        return dst_port
+
+
+def _server_context(vs: VirtualService) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(vs.tls.cert, vs.tls.key)
+    return ctx
+
+
+def _client_context(vs: VirtualService) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=vs.tls.ca_file or None)
+    if not vs.tls.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Upstream(asyncio.Protocol):
+    """The server side of one proxied connection."""
+
+    __slots__ = ("s", "head", "rewrite")
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self.head = b""
+        self.rewrite = session.insert_cookie is not None
+
+    def data_received(self, data: bytes) -> None:
+        s = self.s
+        s.last = s.loop.time()
+        s.backend.bytes_out += len(data)  # type: ignore[union-attr]
+        if self.rewrite:
+            data = self._rewrite(data)
+            if not data:
+                return
+        s.transport.write(data)
+
+    def _rewrite(self, data: bytes) -> bytes:
+        """Insert the persistence cookie into the first final response head."""
+        self.head += data
+        out = b""
+        while self.rewrite:
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.head) > MAX_HEAD:
+                    self.rewrite = False
+                    break
+                return out
+            head, self.head = self.head[:end + 2], self.head[end + 4:]
+            if head[9:10] == b"1":  # 1xx interim response: pass on, keep looking
+                out += head + b"\r\n"
+                continue
+            out += head + self.s.insert_cookie + b"\r\n"  # type: ignore[operator]
+            self.rewrite = False
+        out += self.head
+        self.head = b""
+        return out
+
+    def eof_received(self) -> bool:
+        return self.s.half_close(from_client=False)
+
+    def pause_writing(self) -> None:
+        self.s.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.s.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.s.upstream_lost()
+
+
+class Session(asyncio.Protocol):
+    """The client side of one proxied connection; owns the pairing with its Upstream."""
+
+    __slots__ = ("listener", "loop", "transport", "upstream", "backend", "service", "client_ip", "dst_port",
+                 "pending", "last", "closed", "insert_cookie", "eofs", "started")
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.loop = listener.loop
+        self.upstream: asyncio.Transport | None = None
+        self.backend: Backend | None = None
+        self.pending: list[bytes] = []
+        self.closed = False
+        self.insert_cookie: bytes | None = None
+        self.eofs = 0
+        self.started = False
+
+    # -- client events ------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.last = self.loop.time()
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else "0.0.0.0"
+        service = self.listener.service
+        if service is None:  # port `*`: find the service by the original destination
+            try:
+                dst_ip, self.dst_port = original_dst(transport.get_extra_info("socket"))
+            except OSError:
+                dst_ip, self.dst_port = "", 0
+            service = self.listener.wildcard.get(dst_ip)
+            if service is None:
+                transport.abort()
+                self.closed = True
+                return
+        else:
+            self.dst_port = self.listener.port
+        self.service = service
+        if not service.http:
+            transport.pause_reading()
+            self.started = True
+            self.loop.create_task(self._connect(None))
+
+    def data_received(self, data: bytes) -> None:
+        self.last = self.loop.time()
+        up = self.upstream
+        if up is not None:
+            self.backend.bytes_in += len(data)  # type: ignore[union-attr]
+            up.write(data)
+            return
+        self.pending.append(data)
+        if not self.started:
+            head = b"".join(self.pending)
+            if b"\r\n\r\n" in head or len(head) > MAX_HEAD:
+                self.pending = [head]
+                self.started = True
+                self.transport.pause_reading()
+                cookie = find_cookie(head, self.service.cookie_name) if self.service.cookie_name else None
+                self.loop.create_task(self._connect(cookie))
+
+    def eof_received(self) -> bool:
+        if self.upstream is None:
+            self._close()
+            return False
+        return self.half_close(from_client=True)
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._close()
+
+    # -- pairing ------------------------------------------------------------------------------------------
+    async def _connect(self, cookie: str | None) -> None:
+        service = self.service
+        exclude: set[Backend] | None = None
+        while not self.closed:
+            b = service.choose(self.client_ip, exclude, cookie)
+            if b is None:
+                log.event(log.access, logging.WARNING, "no_server", service=service.name, client=self.client_ip)
+                self._close()
+                return
+            port = service.target_port(b, self.dst_port)
+            try:
+                async with asyncio.timeout(service.connect_timeout):
+                    if service.vs.transparent:
+                        sock = transparent_socket(self.client_ip)
+                        try:
+                            await self.loop.sock_connect(sock, (b.address, port))
+                        except BaseException:
+                            sock.close()
+                            raise
+                        tr, _ = await self.loop.create_connection(
+                            lambda: Upstream(self), sock=sock, ssl=service.client_ssl,
+                            server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
+                    else:
+                        tr, _ = await self.loop.create_connection(
+                            lambda: Upstream(self), b.address, port, ssl=service.client_ssl,
+                            server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
+            except (OSError, TimeoutError, ssl.SSLError) as exc:
+                if self.listener.table.mark_passive_down(b.slot):
+                    log.event(log.health, logging.WARNING, "server_down", service=service.name,
+                              server=f"{b.address}:{port}", check="passive",
+                              reason=getattr(exc, "strerror", None) or type(exc).__name__)
+                exclude = (exclude or set()) | {b}
+                continue
+            if self.closed:
+                tr.close()
+                return
+            self._attach(b, tr, cookie)  # type: ignore[arg-type]
+            return
+
+    def _attach(self, b: Backend, tr: asyncio.Transport, cookie: str | None) -> None:
+        service = self.service
+        if service.cookie_name and cookie != b.cookie:
+            secure = b"; Secure" if service.server_ssl else b""
+            self.insert_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() +
+                                  b"; Path=/; HttpOnly" + secure + b"\r\n")
+            proto = tr.get_protocol()
+            proto.rewrite = True  # type: ignore[attr-defined]
+        tr.set_write_buffer_limits(HIGH_WATER)
+        self.transport.set_write_buffer_limits(HIGH_WATER)
+        self.upstream = tr
+        self.backend = b
+        b.active += 1
+        b.total += 1
+        b.sessions.add(self)
+        if self.pending:
+            data = b"".join(self.pending)
+            self.pending = []
+            b.bytes_in += len(data)
+            tr.write(data)
+        self.transport.resume_reading()
+
+    def half_close(self, from_client: bool) -> bool:
+        """One side sent EOF: pass it on; close both once both sides are done."""
+        self.eofs += 1
+        other = self.upstream if from_client else self.transport
+        if self.eofs >= 2 or other is None or not other.can_write_eof():
+            self._close()
+            return False
+        try:
+            other.write_eof()
+        except (OSError, RuntimeError):
+            self._close()
+            return False
+        return True
+
+    def upstream_lost(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.transport.close()
+        if self.upstream is not None:
+            self.upstream.close()
+        b = self.backend
+        if b is not None:
+            b.active -= 1
+            b.sessions.discard(self)
+
+    def abort(self) -> None:
+        """Close both sides now, dropping unsent data."""
+        if self.closed:
+            return
+        self.closed = True
+        self.transport.abort()
+        if self.upstream is not None:
+            self.upstream.abort()
+        b = self.backend
+        if b is not None:
+            b.active -= 1
+            b.sessions.discard(self)
+
+
+class Listener:
+    """One listening socket; `service` is swapped on reload. A port-`*` listener has `wildcard` instead."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, table: ServerTable, address: str, port: int) -> None:
+        self.loop, self.table, self.address, self.port = loop, table, address, port
+        self.service: ServiceRuntime | None = None
+        self.wildcard: dict[str, ServiceRuntime] = {}
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self, ssl_ctx: ssl.SSLContext | None) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((self.address, self.port))
+        except OSError:
+            sock.close()
+            raise
+        sock.listen(4096)
+        sock.setblocking(False)
+        self.server = await self.loop.create_server(lambda: Session(self), sock=sock, ssl=ssl_ctx, backlog=4096)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+class Dataplane:
+    """Every listener and session of this process; `apply` swaps configuration in place."""
+
+    def __init__(self, table: ServerTable, memory: SharedSourceMemory, worker: int = 0) -> None:
+        self.table = table
+        self.memory = memory
+        self.worker = worker
+        self.loop = asyncio.get_running_loop()
+        self.listeners: dict[tuple[str, int, bool], Listener] = {}
+        self.services: dict[str, ServiceRuntime] = {}
+        self.backends: dict[str, Backend] = {}
+        self.persist: dict[str, SourceTable] = {}
+        self.generation = -1
+        self.retired: dict[str, tuple[Backend, float]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self.config: Config | None = None
+
+    async def apply(self, config: Config) -> None:
+        """Switch to `config`; on a bind error the old configuration stays in force (and the error is raised)."""
+        backends: dict[str, Backend] = {}
+        services: dict[str, ServiceRuntime] = {}
+        persist: dict[str, SourceTable] = {}
+        for vs in config.virtual_services:
+            blist = []
+            for rs in vs.real_servers:
+                key = rs.key(vs.name)
+                old = self.backends.get(key)
+                b = old if old is not None else Backend(key, vs.name, rs.address, rs.port, rs.weight,
+                                                        self.table.slot(key))
+                b.weight = rs.weight
+                backends[key] = b
+                blist.append(b)
+            table = None
+            if vs.persistence.kind == "source_ip":
+                name = vs.persistence.table_name(vs.name)
+                table = persist.get(name) or self.memory.table(name, vs.persistence.timeout)
+                persist[name] = table
+            services[vs.name] = ServiceRuntime(vs, blist, self.table, table)
+        # listeners: bind what is new first, so a failure leaves the running config alone
+        wanted: dict[tuple[str, int, bool], list[ServiceRuntime]] = {}
+        for rt in services.values():
+            if rt.vs.wildcard:
+                wanted.setdefault(("0.0.0.0", config.wildcard_port, False), []).append(rt)
+            else:
+                for port in rt.vs.ports or ():
+                    wanted.setdefault((rt.vs.vip, port, rt.server_ssl is not None), []).append(rt)
+        created: dict[tuple[str, int, bool], Listener] = {}
+        try:
+            for key, rts in wanted.items():
+                if key in self.listeners and not key[2]:
+                    continue
+                lst = Listener(self.loop, self.table, key[0], key[1])
+                await lst.start(rts[0].server_ssl)  # a TLS listener is re-created to pick up new certificates
+                created[key] = lst
+        except OSError as exc:
+            for lst in created.values():
+                lst.close()
+            raise OSError(exc.errno, f"cannot listen on {key[0]}:{key[1]}: {exc.strerror}") from exc
+        for key in [k for k in self.listeners if k not in wanted or k in created]:
+            self.listeners.pop(key).close()
+        self.listeners.update(created)
+        for key, rts in wanted.items():
+            lst = self.listeners[key]
+            if key[0] == "0.0.0.0" and rts[0].vs.wildcard:
+                lst.service = None
+                lst.wildcard = {rt.vs.vip: rt for rt in rts}
+            else:
+                lst.service = rts[0]
+        now = time.time()
+        for key, b in self.backends.items():
+            if key not in backends and b.sessions:  # removed from the config: sessions end by drain timeout
+                old = self.services.get(b.service)
+                self.retired[key] = (b, now + (old.vs.timeouts.drain if old else 0.0))
+        self.backends, self.services, self.persist, self.config = backends, services, persist, config
+        self.generation = -1
+        if self._ticker is None:
+            self._ticker = self.loop.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        """Every 0.25 s: publish counters, react to server state changes, enforce idle and drain timeouts."""
+        n = 0
+        while True:
+            await asyncio.sleep(0.25)
+            n += 1
+            try:
+                self.sweep(full=(n % 4 == 0))
+            except Exception:  # keep the ticker alive whatever happens; log the cause
+                log.root.exception("sweep failed")
+
+    def sweep(self, full: bool = True) -> None:
+        table = self.table
+        for b in self.backends.values():
+            table.write_counters(self.worker, b.slot, b.active, b.total, b.bytes_in, b.bytes_out)
+        gen = table.generation()
+        if gen != self.generation:
+            self.generation = gen
+            for rt in self.services.values():
+                for b in rt.backends:
+                    if not b.sessions:
+                        continue
+                    admin = table.admin(b.slot)
+                    if admin == DISABLED or (not table.is_up(b.slot) and rt.vs.close_on_server_down):
+                        reason = "server_disabled" if admin == DISABLED else "server_down"
+                        log.event(log.access, logging.INFO, "close_sessions", service=rt.name,
+                                  server=b.address, count=len(b.sessions), reason=reason)
+                        for s in list(b.sessions):
+                            s.abort()
+        if not full:
+            return
+        now = self.loop.time()
+        wall = time.time()
+        for rt in self.services.values():
+            idle = rt.vs.timeouts.idle
+            for b in rt.backends:
+                draining = table.admin(b.slot) == DRAIN and wall - table.admin_since(b.slot) > rt.vs.timeouts.drain
+                for s in list(b.sessions):
+                    if draining or now - s.last > idle:
+                        s.abort()
+        for key, (b, deadline) in list(self.retired.items()):
+            if not b.sessions:
+                del self.retired[key]
+            elif wall > deadline:
+                for s in list(b.sessions):
+                    s.abort()
+
+    def connections(self) -> int:
+        return sum(b.active for b in self.backends.values()) + sum(
+            b.active for b, _ in self.retired.values())
+
+    def close_listeners(self) -> None:
+        for lst in self.listeners.values():
+            lst.close()
+        self.listeners.clear()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for open sessions to end, then abort the rest."""
+        deadline = self.loop.time() + timeout
+        while self.connections() and self.loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        for b in list(self.backends.values()) + [b for b, _ in self.retired.values()]:
+            for s in list(b.sessions):
+                s.abort()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self.sweep(full=False)

@@ -1,0 +1,255 @@
+"""Start-up, signals, reload and ordered shutdown of the balancer (one process, or a supervisor with workers).
+
+workers = 1: one process runs the data plane, health checks and admin API on one event loop.
+workers > 1: the supervisor runs health checks, the admin API and nftables; N forked workers each run the
+data plane on their own SO_REUSEPORT listeners. State is shared through ServerTable and SharedSourceMemory.
+SIGHUP reloads (a bad config is logged and the old one kept), SIGTERM/SIGINT stop gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from lb import log, nft
+from lb.admin import Admin, View
+from lb.config import Config, load
+from lb.dataplane import Dataplane
+from lb.errors import ConfigError, NftError
+from lb.health import Monitor, Target
+from lb.persistence import SharedSourceMemory
+from lb.state import DRAIN, ENABLED, ServerTable
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop when installed, else the default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
+
+
+def targets(config: Config) -> list[Target]:
+    """What the health checker probes: one target per real server of each service."""
+    out = []
+    for vs in config.virtual_services:
+        for rs in vs.real_servers:
+            port = vs.health.port or rs.port or vs.server_port or (vs.ports[0] if vs.ports else 0)
+            out.append(Target(rs.key(vs.name), vs.name, rs.address, port, vs.health))
+    return out
+
+
+def redirects(config: Config) -> list[nft.Redirect]:
+    """nftables redirects for every port-`*` service, sparing ports other listeners on that VIP own."""
+    out = []
+    for vs in config.virtual_services:
+        if vs.wildcard:
+            other = [p for o in config.virtual_services if o.vip == vs.vip and o.ports for p in o.ports]
+            if config.admin.address == vs.vip:
+                other.append(config.admin.port)
+            out.append(nft.Redirect(vs.vip, tuple(other)))
+    return out
+
+
+def apply_enabled(table: ServerTable, old: Config | None, new: Config) -> None:
+    """Config `enabled` flags become admin states when they are new or changed (API changes otherwise stay)."""
+    before = {rs.key(vs.name): rs.enabled for vs in old.virtual_services for rs in vs.real_servers} if old else {}
+    for vs in new.virtual_services:
+        for rs in vs.real_servers:
+            key = rs.key(vs.name)
+            slot = table.slot(key)
+            if before.get(key) != rs.enabled:
+                table.set_admin(slot, ENABLED if rs.enabled else DRAIN)
+
+
+class Runner:
+    """Owns one balancer instance from start to stop."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.config = load(path)
+        self.table = ServerTable(self.config.workers)
+        self.memory = SharedSourceMemory()
+        self.children: dict[int, int] = {}  # pid -> worker index
+        self.dataplane: Dataplane | None = None
+        self.monitor: Monitor | None = None
+        self.admin: Admin | None = None
+        self.stopping = False
+        self.started = time.time()
+        apply_enabled(self.table, None, self.config)
+
+    # -- entry ----------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        log.setup(self.config.log_level)
+        if self.config.workers > 1:
+            for i in range(self.config.workers):
+                self._spawn(i)
+        with asyncio.Runner(loop_factory=loop_factory()) as r:
+            return r.run(self._main())
+
+    async def _main(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        try:
+            if self.config.workers == 1:
+                self.dataplane = Dataplane(self.table, self.memory, 0)
+                await self.dataplane.apply(self.config)
+            nft.install(self.config.nft_table, redirects(self.config), self.config.wildcard_port)
+            self.monitor = Monitor(self.table)
+            self.monitor.apply(targets(self.config))
+            self.admin = Admin(View(self.config, self.table, self.monitor, self.started))
+            await self.admin.start()
+        except (OSError, NftError) as exc:
+            log.event(log.runner, logging.ERROR, "start_failed", config=self.path, reason=str(exc))
+            self._signal_children(signal.SIGTERM)
+            await self._shutdown(0.0)
+            return 1
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        if self.children:
+            loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        log.event(log.runner, logging.INFO, "started", config=self.path, pid=os.getpid(),
+                  workers=self.config.workers, services=len(self.config.virtual_services),
+                  admin=self.config.admin.listen)
+        await stop.wait()
+        self.stopping = True
+        log.event(log.runner, logging.INFO, "stopping", signal="TERM", open=self._open())
+        self._signal_children(signal.SIGTERM)
+        await self._shutdown(self.config.stop_timeout)
+        log.event(log.runner, logging.INFO, "stopped")
+        return 0
+
+    def _open(self) -> int:
+        return sum(self.table.counters(self.table.slot(t.key))[0] for t in targets(self.config))
+
+    async def reload(self) -> bool:
+        """Re-read the config; on any problem keep running the old one. True when the new one is in force."""
+        try:
+            new = load(self.path)
+        except ConfigError as exc:
+            log.event(log.runner, logging.ERROR, "reload_failed", config=self.path, reason=str(exc), kept="old")
+            return False
+        if new.workers != self.config.workers:
+            log.event(log.runner, logging.WARNING, "reload_note", reason="workers changes need a restart",
+                      workers=self.config.workers)
+        try:
+            if self.dataplane is not None:
+                await self.dataplane.apply(new)
+            nft.install(new.nft_table, redirects(new), new.wildcard_port)
+        except (OSError, NftError) as exc:
+            log.event(log.runner, logging.ERROR, "reload_failed", config=self.path, reason=str(exc), kept="old")
+            if self.dataplane is not None:
+                await self.dataplane.apply(self.config)
+            return False
+        apply_enabled(self.table, self.config, new)
+        old, self.config = self.config, new
+        if self.monitor is not None:
+            self.monitor.apply(targets(new))
+        if self.admin is not None:
+            self.admin.view.config = new
+        if self.admin is not None and old.admin.listen != new.admin.listen:
+            self.admin.close()
+            await self.admin.start()
+        self._signal_children(signal.SIGHUP)
+        log.event(log.runner, logging.INFO, "reloaded", config=self.path, services=len(new.virtual_services))
+        return True
+
+    async def _shutdown(self, timeout: float) -> None:
+        if self.admin is not None:
+            self.admin.close()
+        if self.dataplane is not None:
+            self.dataplane.close_listeners()
+            await self.dataplane.drain(timeout)
+        deadline = time.monotonic() + timeout + 2
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            await asyncio.sleep(0.05)
+        self._signal_children(signal.SIGKILL)
+        if self.monitor is not None:
+            await self.monitor.close()
+        try:
+            if redirects(self.config):
+                nft.remove(self.config.nft_table)
+        except NftError as exc:
+            log.event(log.runner, logging.ERROR, "nft_remove_failed", reason=str(exc))
+
+    # -- workers --------------------------------------------------------------------------------------------
+    def _spawn(self, index: int) -> None:
+        pid = os.fork()
+        if pid:
+            self.children[pid] = index
+            return
+        code = 1
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            asyncio.events._set_running_loop(None)  # forked from inside the supervisor's running loop
+            asyncio.set_event_loop_policy(None)
+            with asyncio.Runner(loop_factory=loop_factory()) as r:
+                code = r.run(self._worker(index))
+        except BaseException:  # the worker must never return into the supervisor's code
+            log.root.exception("worker %d crashed", index)
+        finally:
+            os._exit(code)
+
+    async def _worker(self, index: int) -> int:
+        loop = asyncio.get_running_loop()
+        self.children = {}
+        dp = Dataplane(self.table, self.memory, index)
+        try:
+            await dp.apply(self.config)
+        except OSError as exc:
+            log.event(log.runner, logging.ERROR, "worker_failed", worker=index, reason=str(exc))
+            return 1
+        stop = asyncio.Event()
+
+        async def reload() -> None:
+            try:
+                new = load(self.path)
+                await dp.apply(new)
+                self.config = new
+            except (ConfigError, OSError) as exc:
+                log.event(log.runner, logging.ERROR, "reload_failed", worker=index, reason=str(exc), kept="old")
+
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+        await stop.wait()
+        dp.close_listeners()
+        await dp.drain(self.config.stop_timeout)
+        return 0
+
+    def _signal_children(self, sig: int) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                self.children.pop(pid, None)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            index = self.children.pop(pid, None)
+            if index is None:
+                continue
+            if not self.stopping:
+                log.event(log.runner, logging.ERROR, "worker_exited", worker=index, pid=pid,
+                          status=os.waitstatus_to_exitcode(status), action="respawn")
+                self._spawn(index)
+
+
+def run(path: str) -> int:
+    """`exha-lb run`: raises ConfigError before anything starts when the config is bad."""
+    return Runner(path).run()

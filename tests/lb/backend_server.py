@@ -1,0 +1,98 @@
+"""A real back end for the balancer tests, run as its own process so a test can kill or freeze it.
+
+    python backend_server.py http|https|echo NAME ADDRESS PORT[,PORT...] [--cert C --key K] [--down-flag F]
+
+http/https: HTTP/1.1 with keep-alive; every response names the server (body and X-Server header);
+  /<vdir>/healthcheck.htm answers 200 (503 while the --down-flag file exists); /owa/ answers 302;
+  /status/NNN answers NNN; /bytes/N answers N bytes.
+echo: on connect sends "hello NAME LOCALPORT PEERIP\\n", then echoes every line back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import ssl
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=["http", "https", "echo"])
+    ap.add_argument("name")
+    ap.add_argument("address")
+    ap.add_argument("ports")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--down-flag", default="")
+    args = ap.parse_args()
+    asyncio.run(serve(args))
+
+
+async def serve(args: argparse.Namespace) -> None:
+    ctx = None
+    if args.kind == "https":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.cert, args.key)
+    servers = []
+    for port in (int(p) for p in args.ports.split(",")):
+        if args.kind == "echo":
+            handler = echo(args.name)
+        else:
+            handler = http(args.name, args.down_flag)
+        servers.append(await asyncio.start_server(handler, args.address, port, ssl=ctx, reuse_address=True,
+                                                  backlog=1024))
+    await asyncio.Event().wait()
+
+
+def echo(name: str):  # type: ignore[no-untyped-def]
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        local = writer.get_extra_info("sockname")
+        peer = writer.get_extra_info("peername")
+        writer.write(f"hello {name} {local[1]} {peer[0]}\n".encode())
+        try:
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+    return handle
+
+
+def http(name: str, down_flag: str):  # type: ignore[no-untyped-def]
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                line = head.split(b"\r\n", 1)[0].decode()
+                path = line.split(" ")[1] if " " in line else "/"
+                cookie = b""
+                for h in head.split(b"\r\n")[1:]:
+                    if h.lower().startswith(b"cookie:"):
+                        cookie = h[7:].strip()
+                status, body = 200, f"{name}\n".encode()
+                if path.endswith("/healthcheck.htm"):
+                    status = 503 if down_flag and os.path.exists(down_flag) else 200
+                    body = f"200 OK {name}\n".encode() if status == 200 else b"down\n"
+                elif path.startswith("/status/"):
+                    status = int(path.split("/")[2])
+                elif path.startswith("/bytes/"):
+                    body = b"x" * int(path.split("/")[2])
+                elif path == "/owa/":
+                    status = 302
+                close = b"connection: close" in head.lower()
+                writer.write(f"HTTP/1.1 {status} X\r\nX-Server: {name}\r\nX-Cookie: {cookie.decode()}\r\n"
+                             f"Content-Length: {len(body)}\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}"
+                             f"\r\n".encode() + body)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        writer.close()
+    return handle
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.context import Lab
+from lab.context import Lab, run
 from lab.errors import LabError
 from lab.network import NetworkComponent, namespace_exists
 from lab.topology import load_topology
@@ -108,7 +108,7 @@ def test_ssh_refuses_a_host_key_that_does_not_match(vm_lab: Lab, tmp_path: Path)
     known = known_hosts_file(lab)
     saved = known.read_text()
     other = tmp_path / "other"
-    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")  # noqa: S605 - fixed argv, test only
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)])
     try:
         known.write_text(f"10.0.0.200 {' '.join(other.with_suffix('.pub').read_text().split()[:2])}\n")
         cp = ssh_run(lab, host, "true", mode="isolated")
@@ -178,10 +178,10 @@ def _free_port(address: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(predicate: object, timeout: float, what: str) -> None:
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.5)
     raise AssertionError(f"not within {timeout:.0f}s: {what}")

@@ -7,6 +7,7 @@ neither root nor the rest of the lab; the Go toolchain and Debian's govmomi sour
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from lab.vsphere.component import VSphereComponent
 from lab.vsphere.importer import find_vm, import_ovf, power, wait_task
 
 pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (the lab's build cache in /var/cache/exha-lab)"),
     pytest.mark.skipif(not GOVMOMI.is_dir() or shutil.which("go") is None,
                        reason="needs golang-go and golang-github-vmware-govmomi-dev (lab/setup.sh)"),
     # Lab.spawn leaves its daemon's Popen unwaited on purpose (the daemon outlives it).

@@ -8,6 +8,7 @@ import binascii
 import datetime as dt
 import hmac
 import json
+import socketserver
 import ssl
 import threading
 from dataclasses import dataclass
@@ -135,6 +136,12 @@ def _basic_user(header: str | None) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     tls: ssl.SSLContext | None = None
+
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's reverse lookup of the address (no resolver traffic at all)."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Runs in the connection's own thread, so a slow TLS handshake holds up no one else."""

@@ -117,10 +117,14 @@ class Lab:
         return self.folder("run") / f"{name}.pid"
 
     def pid(self, name: str) -> int | None:
-        """The pid of daemon `name` if it is running, else None."""
+        """The pid of daemon `name` if it is running, else None. A pidfile that also records the
+        process's start time only matches that very process, never a later one given the same pid."""
         try:
-            pid = int(self._pidfile(name).read_text().split()[0])
+            fields = self._pidfile(name).read_text().split()
+            pid = int(fields[0])
         except (FileNotFoundError, ValueError, IndexError):
+            return None
+        if len(fields) > 1 and fields[1] != _start_time(pid):
             return None
         try:
             os.kill(pid, 0)
@@ -147,7 +151,7 @@ class Lab:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=full_env, cwd=cwd)
         log.close()
-        self._pidfile(name).write_text(f"{proc.pid}\n")
+        self._pidfile(name).write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
         return proc.pid
 
     def python_argv(self, module: str, *args: str) -> list[str]:
@@ -198,6 +202,14 @@ def run(argv: list[str], check: bool = True, timeout: float = 60,
     if check and cp.returncode != 0:
         raise LabError(f"failed ({cp.returncode}): {' '.join(argv)}: {(cp.stderr or cp.stdout).strip()}")
     return cp
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or ""."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
 
 
 def _netns_fd(namespace: str) -> int:

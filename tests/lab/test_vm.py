@@ -30,7 +30,7 @@ from lab.vm.ssh import known_hosts_file
 from lab.vsphere.build import GOVMOMI
 from lab.vsphere.client import session
 from lab.vsphere.component import VSphereComponent
-from lab.vsphere.importer import find_vm, import_ovf, power
+from lab.vsphere.importer import find_vm, import_ovf, power, wait_task
 
 pytestmark = [
     pytest.mark.root,
@@ -233,3 +233,35 @@ def test_agent_boots_on_power_on_reports_address_and_stops_on_power_off(tmp_path
         vms.stop(lab)
         vsphere.stop(vs_lab)
     assert lab.pid(AGENT) is None and not namespace_exists(host.namespace)
+
+
+# -- the whole lab -------------------------------------------------------------------------------
+
+def test_full_lab_import_power_on_and_ssh_from_the_admin_host(lab: Lab, tmp_path: Path) -> None:
+    """In the running lab: import the appliance as exha-lb2 into esxi1, power it on, and reach the
+    VM the agent boots with the credentials the lab records (host key pinned in known_hosts)."""
+    host = lab.topology.host("lb2")
+    creds = lab.credentials()["esxi1"]
+    files = write_ovf(tmp_path / "ovf")
+    with session(creds) as si:
+        if find_vm(si, str(host.vm_name)) is not None:
+            pytest.skip(f"{host.vm_name} is already in the lab's inventory (in use by another test run)")
+        vm = import_ovf(si, creds, files.ovf, str(host.vm_name), properties={"hostname": host.name})
+        try:
+            power(vm, on=True)
+            _wait(lambda: find_vm(si, str(host.vm_name)).guest.ipAddress == host.address, 120,
+                  "the agent reports the VM's first-boot address")
+            ssh = lab.credentials()[f"ssh-{host.name}"]
+            assert ssh["host"] == host.address and ssh["user"] == "root"
+            cp = run(["ssh", "-i", ssh["key_file"], "-o", f"UserKnownHostsFile={ssh['known_hosts']}",
+                      "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                      f"root@{ssh['host']}", "hostname; ip -4 -o addr show dev eth0"], check=False)
+            assert cp.returncode == 0, cp.stderr
+            assert cp.stdout.startswith(f"{host.name}\n") and f"inet {host.address}/" in cp.stdout
+            [st] = [s for s in BalancerVMComponent().status(lab) if s.host == host.name]
+            assert st.state in ("up", "down") and st.detail.startswith("systemd "), st.detail
+        finally:
+            power(vm, on=False)
+            wait_task(vm.Destroy_Task())
+    _wait(lambda: not instance.is_running(lab, host) and not instance.paths(lab, host).rootfs.exists(), 30,
+          "the agent stops the VM and deletes its disk once it leaves the inventory")

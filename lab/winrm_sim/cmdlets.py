@@ -73,11 +73,12 @@ def _select_object(ctx: Context, a: dict[str, Any], inp: list[Any]) -> list[Any]
         name = to_text(a["ExpandProperty"])
         out: list[Any] = []
         for obj in items:
-            if not isinstance(obj, PSObject) or obj.find(name) is None:
+            props = getattr(obj, "props", None)
+            if not isinstance(props, dict) or not any(k.lower() == name.lower() for k in props):
                 raise PSError(f'Property "{name}" cannot be found.', "InvalidArgument", "PSArgumentException",
                               "ExpandPropertyNotFound,Microsoft.PowerShell.Commands.SelectObjectCommand",
                               target=str(obj), target_type=getattr(obj, "type_name", "Object"))
-            out += _as_list(obj.get(name))
+            out += _as_list(get_member(obj, name))
         return out
     if "Property" not in a:
         return items

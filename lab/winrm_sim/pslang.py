@@ -382,7 +382,14 @@ class Parser:
             close = self.take()
             if not (close.kind == "op" and close.value == ")"):
                 raise self.fail(close, "Missing closing ')' in expression.", "MissingEndParenthesisInExpression")
-            return Expr("sub", pipeline=inner, token=t, call=t.value == "@(")
+            sub = Expr("sub", pipeline=inner, token=t, call=t.value == "@(")
+            nxt = self.peek()
+            if nxt.kind == "word" and str(nxt.value).startswith(".") and nxt.col == close.end and nxt.line == close.line:
+                self.take()   # (expr).Member.Member
+                path = str(nxt.value)[1:]
+                call = path.endswith("()")
+                return Expr("member", items=[sub], members=path.removesuffix("()").split("."), call=call, token=t)
+            return sub
         raise self.fail(t, f"Unexpected token '{t.value}' in expression or statement.")
 
 
@@ -612,6 +619,13 @@ class Engine:
             if method is not None:
                 return self.method(value, method, e)
             return value
+        if e.kind == "member":
+            value = self.eval(e.items[0])
+            members = list(e.members)
+            method = members.pop() if e.call and members else None
+            for m in members:
+                value = get_member(value, m)
+            return self.method(value, method, e) if method is not None else value
         if e.kind == "cast":
             return cast(str(e.value), self.eval(e.items[0]))
         if e.kind == "static":

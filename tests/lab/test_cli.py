@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from lab.context import Lab
+from lab.network import lab_namespaces
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 SERVICE_KEYS = {"host", "service", "address", "port", "state", "detail", "credentials"}
@@ -116,3 +117,33 @@ def test_down_when_never_up_is_clean(
     )
     assert cp.returncode == 0, cp.stderr
     assert "no namespaces, links, routes, processes or mounts left" in cp.stdout
+
+
+def test_up_with_clashing_address_is_one_line_and_makes_nothing(
+    exha_run: Runner, make_scratch: Callable[..., Any]
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    own = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if "inet" not in own:
+        pytest.skip("the machine has no global IPv4 address to clash with")
+    address = own[own.index("inet") + 1].split("/")[0]
+    scratch = make_scratch({"ex13-1": address})
+    cp = exha_run(
+        "lab",
+        "--topology",
+        str(scratch.topology.path),
+        "--state-dir",
+        str(scratch.state_dir),
+        "--cache-dir",
+        str(scratch.cache_dir),
+        "up",
+    )
+    err = _one_line_error(cp)
+    assert f"{address} (hosts.ex13-1.address) clashes with the machine's address" in err
+    assert str(scratch.topology.path) in err
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert scratch.topology.admin_interface not in links
+    assert lab_namespaces(scratch.topology.prefix) == []

@@ -68,8 +68,30 @@ def _esxi(host: str) -> dict[str, Any]:
         "ca_file": "ca_file"})
 
 
+def _balancer_token() -> str:
+    """The balancers' admin API token, made once in the state folder (mode 0600); empty before the lab exists."""
+    path = STATE_DIR / "lb-admin.token"
+    if not path.exists() and STATE_DIR.is_dir():
+        import secrets
+
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _vm(host: str, vm_name: str, final_address: str) -> dict[str, Any]:
+    """A balancer VM: where it ends up, how vSphere names it, SSH (verified host key) and the esxi1 lookup."""
+    ssh = _endpoint(f"ssh-{host}")
+    return {"vm_name": vm_name, "vm_address": final_address, "balancer_hostname": host,
+            "balancer_admin_token": _balancer_token(), "ssh_strict_host_key_checking": "yes",
+            **_prefixed("vm", ssh, {"bootstrap_address": "host"}),
+            **_prefixed("ssh", ssh, {"user": "user", "key": "key_file", "known_hosts_file": "known_hosts"}),
+            **_esxi("esxi1")}
+
+
 esxi = [("@exha-esxi/esxi1", _esxi("esxi1"))]
 dns = [("@exha-dns/dc1", _dns())]
 firewalls = [("@exha-asa/asa1", _asa("asa1"))]
 exchange = [("@exha-winrm/ex13-1", _winrm("ex13-1")), ("@exha-winrm/ex13-2", _winrm("ex13-2"))]
 windows_dns = [("@exha-winrm/dc1", _winrm("dc1"))]
+balancers = [("@exha-vm/lb1", _vm("lb1", "exha-lb1", "10.0.0.27"))]

@@ -1,0 +1,1 @@
+"""The bundled balancer on its VM: wheelhouse, venv install, TOML config, hardened systemd service."""

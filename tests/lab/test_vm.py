@@ -162,6 +162,37 @@ def test_vm_on_the_lab_switch_answers_the_admin_host(make_scratch: Callable[...,
     assert not namespace_exists(host.namespace)
 
 
+def test_two_vms_share_the_switch_and_keep_their_own_systemd(tmp_path: Path) -> None:
+    """Both balancers (the keepalived pair) on one scratch lab switch (prefix exhw-, the reference
+    topology moved to 10.93.61.0/8): each has its own systemd tree, and they reach each other."""
+    text = Path(load_topology().path).read_text().replace("10.0.0.", "10.93.61.")
+    text = text.replace('prefix = "exha-"', 'prefix = "exhw-"').replace('"exha-lb', '"exhw-lb')
+    (tmp_path / "topology.toml").write_text(text)
+    lab = Lab(load_topology(tmp_path / "topology.toml"), state_dir=tmp_path / "state")
+    network = NetworkComponent()
+    comp = BalancerVMComponent(network="lab", agent=False)
+    lb1, lb2 = lab.topology.host("lb1"), lab.topology.host("lb2")
+    try:
+        network.start(lab)
+        comp.start(lab)
+        comp.boot(lab, "lb1")
+        comp.boot(lab, "lb2")
+        assert instance.systemd_pid(lab, lb1) != instance.systemd_pid(lab, lb2)
+        for host, peer in ((lb1, lb2), (lb2, lb1)):
+            cp = ssh_run(lab, host, "hostname; grep ^0:: /proc/1/cgroup;"
+                         f" ping -c1 -W2 {peer.address} >/dev/null && echo reached")
+            assert cp.returncode == 0, cp.stderr
+            # Its own host name, PID 1 at the root of its own cgroup namespace, the peer reachable.
+            assert cp.stdout.splitlines() == [host.name, "0::/init.scope", "reached"]
+        assert instance.cgroup_dir(lab, lb1) != instance.cgroup_dir(lab, lb2)
+        assert (instance.cgroup_dir(lab, lb1) / "system.slice").is_dir()
+        assert (instance.cgroup_dir(lab, lb2) / "system.slice").is_dir()
+    finally:
+        comp.stop(lab)
+        network.stop(lab)
+    assert not namespace_exists(lb1.namespace) and not namespace_exists(lb2.namespace)
+
+
 def test_boot_of_a_non_balancer_host_is_a_clear_error(vm_lab: Lab) -> None:
     with pytest.raises(LabError, match="dc1: not a balancer-vm host"):
         BalancerVMComponent(network="isolated", agent=False).boot(vm_lab, "dc1")

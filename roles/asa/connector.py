@@ -66,6 +66,10 @@ class AsaConnector(ApiConnector):
     def __init__(self, state: Any, host: Any) -> None:
         super().__init__(state, host)
         self.session: Any = None
+        # fact reads within one pyinfra stage, dropped on any change: several objects share
+        # `show running-config nat` and `show startup-config`
+        self._cache: dict[str, list[str]] = {}
+        self._cache_stage: Any = None
         self.log = host_logger("roles.asa", host.name)
 
     @staticmethod
@@ -98,9 +102,12 @@ class AsaConnector(ApiConnector):
                 ssh_strict=bool(known_hosts), system_host_keys=False, alt_host_keys=bool(known_hosts),
                 alt_key_file=known_hosts, allow_agent=False, use_keys=False,
                 conn_timeout=connect_timeout, auth_timeout=connect_timeout, banner_timeout=connect_timeout,
-                timeout=float(self.data.get("asa_command_timeout") or 30.0),
-                read_timeout_override=float(self.data.get("asa_command_timeout") or 30.0),
+                timeout=self.command_timeout,
+                # every read while logging in waits at most this long (a wrong enable secret shows as a
+                # missing `#` prompt); commands then pass their own read_timeout
+                read_timeout_override=connect_timeout,
             )
+            self.session.read_timeout_override = None
         except NetmikoAuthenticationException as e:
             raise DeviceAuthError(f"{where} refused user {username!r} (check asa_username / asa_password)",
                                   host=self.host.name) from e
@@ -119,6 +126,10 @@ class AsaConnector(ApiConnector):
             raise DeviceConnectError(f"{where}: {_first_line(e)}", host=self.host.name) from e
         self.log.debug("connected to %s", where)
 
+    @property
+    def command_timeout(self) -> float:
+        return float(self.data.get("asa_command_timeout") or 30.0)
+
     def close(self) -> None:
         if self.session is not None:
             try:
@@ -133,7 +144,8 @@ class AsaConnector(ApiConnector):
             self.open()
         self.log.debug("sending %r", command)
         try:
-            output = str(self.session.send_command(command, strip_prompt=True, strip_command=True))
+            output = str(self.session.send_command(command, strip_prompt=True, strip_command=True,
+                                                      read_timeout=self.command_timeout))
         except ReadTimeout as e:
             raise DeviceCommandError(f"no prompt within the command timeout ({_first_line(e)})",
                                      host=self.host.name, command=command) from e
@@ -150,7 +162,7 @@ class AsaConnector(ApiConnector):
             self.open()
         self.log.debug("configuring %r", lines)
         try:
-            output = str(self.session.send_config_set(lines, cmd_verify=True))
+            output = str(self.session.send_config_set(lines, cmd_verify=True, read_timeout=self.command_timeout))
         except ReadTimeout as e:
             raise DeviceCommandError(f"no prompt within the command timeout ({_first_line(e)})",
                                      host=self.host.name, command="; ".join(lines)) from e
@@ -169,12 +181,17 @@ class AsaConnector(ApiConnector):
 
     # -- calls ---------------------------------------------------------------------------------
     def api_asa_show(self, commands: list[str]) -> dict[str, list[str]]:
-        """Run read-only `show` commands; {command: output lines}."""
+        """Run read-only `show` commands; {command: output lines} (cached until a change or the next stage)."""
         out: dict[str, list[str]] = {}
+        stage = getattr(self.state, "current_stage", None)
+        if self._cache_stage != stage:
+            self._cache, self._cache_stage = {}, stage
         for command in commands:
             if not _READ_ONLY.match(command):
                 raise OperationInputError(f"asa.show runs show commands only, not {command!r}", field="commands")
-            out[command] = self._send(command).splitlines()
+            if command not in self._cache:
+                self._cache[command] = self._send(command).splitlines()
+            out[command] = list(self._cache[command])
         return out
 
     def _read_object(self, object_name: str) -> ObjectState | None:
@@ -186,6 +203,7 @@ class AsaConnector(ApiConnector):
     def api_asa_network_object(self, object_name: str, lines: list[str], expect: ObjectState | None,
                                save: bool, backup_dir: str) -> dict[str, Any]:
         """Back up, change, verify and save one network object; returns what was done."""
+        self._cache = {}
         before = self._read_object(object_name)
         backup = self._backup(backup_dir, object_name, before)
         if lines:

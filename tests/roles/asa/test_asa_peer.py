@@ -213,3 +213,12 @@ def test_unreachable_asa_is_one_line(asa: Asa) -> None:
     lines = [l for l in run.stderr.splitlines() if "cannot connect" in l]
     assert lines == [f"    [@exha-asa/asa1] @exha-asa/asa1: cannot connect: {ADDRESS}:{closed} unreachable or not "
                      "answering SSH within 2s"], run.stderr
+
+
+def test_wrong_enable_secret_is_one_line(asa: Asa) -> None:
+    run = asa.run("--dry", asa_enable_secret="not-the-secret", asa_connect_timeout=3.0)
+    assert run.rc == 1
+    assert_clean(run)
+    lines = [l for l in run.stderr.splitlines() if "authentication failed" in l]
+    assert len(lines) == 1 and "did not reach privileged mode (check asa_enable_secret)" in lines[0], run.stderr
+    assert "not-the-secret" not in run.output

@@ -22,9 +22,11 @@ from lab.topology import load_topology
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str) -> None:
-    click.echo(f"exha lab: {message}", err=True)
-    sys.exit(1)
+def _fail(message: str, status: int = 1) -> None:
+    """Print `message` as one line on stderr (a command's multi-line output is joined) and exit."""
+    one_line = " | ".join(line.strip() for line in message.splitlines() if line.strip())
+    click.echo(f"exha lab: {one_line}", err=True)
+    sys.exit(status)
 
 
 def _lab_errors(fn: F) -> F:
@@ -38,6 +40,8 @@ def _lab_errors(fn: F) -> F:
             _fail(str(e))
         except ImportError as e:
             _fail(f"a lab component cannot be loaded: {e}; run lab/setup.sh")
+        except KeyboardInterrupt:
+            _fail("interrupted; run `exha lab down` to clean up, or `exha lab up` to finish", 130)
 
     return wrapper  # type: ignore[return-value]
 

@@ -50,6 +50,7 @@ class ApiConnector(BaseConnector):
     kind = "device"
 
     def connect(self) -> None:
+        _no_greenlet_tracebacks_for_pyinfra_errors()
         try:
             self.open()
         except ExhaError as e:
@@ -97,6 +98,17 @@ class ApiConnector(BaseConnector):
 
     def get_file(self, *args: Any, **kwargs: Any) -> bool:
         raise DeviceConnectError(f"{self.kind} targets give no file downloads", host=self.host.name)
+
+
+def _no_greenlet_tracebacks_for_pyinfra_errors() -> None:
+    """A device error while a fact loads at execute time fails the host; when it was the last host,
+    pyinfra raises "No hosts remaining!" inside the operation's greenlet and then reports it itself as
+    one line. Keep gevent from also printing that control-flow error as a traceback."""
+    from gevent.hub import Hub
+    from pyinfra.api.exceptions import PyinfraError
+
+    if PyinfraError not in Hub.NOT_ERROR:
+        Hub.NOT_ERROR = (*Hub.NOT_ERROR, PyinfraError)
 
 
 class JsonFact(FactBase[T], Generic[T]):

@@ -53,8 +53,9 @@ winrm_data_meta: dict[str, DataMeta] = {
 
 
 def _short(script: str) -> str:
-    """A script's first line, trimmed, to name it in errors."""
-    first = script.strip().splitlines()[0] if script.strip() else ""
+    """A script's first working line (after any preference settings), trimmed, to name it in errors."""
+    lines = [ln.strip() for ln in script.strip().splitlines() if ln.strip()]
+    first = next((ln for ln in lines if not ln.startswith("$ErrorActionPreference")), lines[0] if lines else "")
     return first if len(first) <= 100 else first[:97] + "..."
 
 

@@ -19,3 +19,13 @@ def exchange_hosts(tmp_path: Path, peers: list) -> list[WinRMPeer]:
     extra = ["--exchange-servers", "EX13-1,EX13-2", "--org-state", str(org)]
     return [start_winrm(tmp_path, peers, "ex13-1", "127.0.0.21", "exchange", extra),
             start_winrm(tmp_path, peers, "ex13-2", "127.0.0.22", "exchange", extra)]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_pyinfra_context() -> None:
+    """pyinfra's `ctx_host.use()` does not restore the previous host when the body raises, so a case that
+    expects an exception can leave a fake host behind; start every test without one."""
+    from pyinfra.context import ctx_host, ctx_state
+
+    ctx_host.reset()
+    ctx_state.reset()

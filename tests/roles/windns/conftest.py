@@ -24,3 +24,13 @@ def dc1(tmp_path: Path, peers: list, bind: Bind) -> WinRMPeer:
                        ["--dns-server", bind.address, "--dns-port", str(bind.port), "--zone", bind.zone,
                         "--tsig-name", bind.tsig_name, "--tsig-algorithm", bind.tsig_algorithm],
                        {"WINRM_SIM_TSIG_SECRET": bind.tsig_secret})
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_pyinfra_context() -> None:
+    """pyinfra's `ctx_host.use()` does not restore the previous host when the body raises, so a case that
+    expects an exception can leave a fake host behind; start every test without one."""
+    from pyinfra.context import ctx_host, ctx_state
+
+    ctx_host.reset()
+    ctx_state.reset()

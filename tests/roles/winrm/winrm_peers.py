@@ -113,8 +113,9 @@ ex13-2  IN A   10.0.0.24
 """
 
 
-def start_bind(tmp_path: Path, peers: list[Peer], address: str = "127.0.0.26") -> Bind:
-    """A BIND 9 primary for corp.example on loopback that takes TSIG-signed RFC 2136 updates."""
+def start_bind(tmp_path: Path, peers: list[Peer], address: str = "127.0.0.1") -> Bind:
+    """A BIND 9 primary for corp.example on loopback that takes TSIG-signed RFC 2136 updates (BIND binds
+    only addresses an interface holds, so 127.0.0.1 on a free port)."""
     named = shutil.which("named") or "/usr/sbin/named"
     if not Path(named).exists():
         pytest.skip("BIND 9 (named) is not installed: apt-get install bind9")

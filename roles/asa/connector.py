@@ -7,6 +7,7 @@ then `write memory`. Every netmiko/paramiko failure becomes one line naming the 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -50,6 +51,10 @@ DATA_META: dict[str, DataMeta] = {
     "asa_connect_timeout": DataMeta("seconds to connect and log in", 10.0),
     "asa_command_timeout": DataMeta("seconds to wait for one command's output", 30.0),
 }
+
+# paramiko logs a failed handshake as an ERROR with a traceback from its transport thread; this connector
+# reports every such failure itself as one line, so only paramiko's critical records get through
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 #: commands `asa.show` will run: read-only ones only
 _READ_ONLY = re.compile(r"^show\s")

@@ -222,3 +222,38 @@ def test_wrong_enable_secret_is_one_line(asa: Asa) -> None:
     lines = [l for l in run.stderr.splitlines() if "authentication failed" in l]
     assert len(lines) == 1 and "did not reach privileged mode (check asa_enable_secret)" in lines[0], run.stderr
     assert "not-the-secret" not in run.output
+
+
+def test_create_and_remove_an_object(asa: Asa) -> None:
+    deploy = asa.work / "lbnet.py"
+    body = ("from roles.asa import operations as asa\n"
+            "asa.network_object(name='LB-NET', object_name='LB-NET', {args})\n")
+    deploy.write_text(body.format(args="subnet='10.0.0.24/29'"))
+    created = asa.run("-y", deploy=deploy)
+    assert created.rc == 0 and table_row(created, "LB-NET") == ["1", "1", "-", "-"], created.output
+    assert bodies(asa.show("show running-config object network LB-NET"), "LB-NET") == [
+        " subnet 10.0.0.24 255.255.255.248"]
+    assert bodies(asa.show("show startup-config"), "LB-NET") == [" subnet 10.0.0.24 255.255.255.248"]
+    assert table_row(asa.run("-y", deploy=deploy), "LB-NET") == ["1", "-", "-", "1"]
+
+    deploy.write_text(body.format(args="present=False"))
+    removed = asa.run("-y", deploy=deploy)
+    assert removed.rc == 0 and table_row(removed, "LB-NET") == ["1", "1", "-", "-"], removed.output
+    assert "LB-NET" not in "\n".join(asa.show("show running-config"))
+    assert "LB-NET" not in "\n".join(asa.show("show startup-config"))
+    assert table_row(asa.run("-y", deploy=deploy), "LB-NET") == ["1", "-", "-", "1"]
+
+
+def test_silent_ssh_port_times_out_in_one_line(asa: Asa) -> None:
+    import socket
+
+    with socket.socket() as silent:   # accepts TCP, never says a word
+        silent.bind((ADDRESS, 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        run = asa.run("--dry", asa_port=port, asa_connect_timeout=2.0)
+    assert run.rc == 1
+    assert_clean(run)
+    assert [l.strip() for l in run.stderr.splitlines() if "cannot connect" in l] == [
+        f"[@exha-asa/asa1] @exha-asa/asa1: cannot connect: {ADDRESS}:{port} unreachable or not answering SSH "
+        "within 2s"], run.stderr

@@ -272,3 +272,29 @@ def test_unreachable_primary_is_one_line(bind: Dns) -> None:
     closed = free_port("127.0.0.1")
     line = one_error_line(bind.run("-y", dns_server="127.0.0.1", dns_port=closed), "cannot connect")
     assert line.endswith(f"cannot connect: 127.0.0.1:{closed} refused the TCP connection for SOA {ZONE}"), line
+
+
+def test_silent_primary_times_out_in_one_line(bind: Dns) -> None:
+    import socket
+
+    with socket.socket() as silent:   # accepts TCP, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        line = one_error_line(bind.run("-y", dns_server="127.0.0.1", dns_port=port, dns_timeout=1.0),
+                              "cannot connect")
+    assert line.endswith(f"127.0.0.1:{port} did not answer SOA {ZONE} within 1s (dns_timeout)"), line
+
+
+def test_lower_ttl_ahead_of_the_window(bind: Dns) -> None:
+    deploy = bind.work / "lower.py"
+    deploy.write_text("from roles.dns import operations as dns\n"
+                      f"dns.lower_ttl(name='lower', zone='{ZONE}', record='outlook', ttl=60)\n")
+    inventory = write_inventory(bind.work, {"dns": [("@exha-dns/dc1", bind.data())]}, {"all": SITE})
+    first = run_pyinfra(bind.work, inventory, deploy, "-y")
+    assert first.rc == 0 and table_row(first, "lower") == ["1", "1", "-", "-"], first.output
+    assert bind.answer(PRIMARY) == bind.answer(SECONDARY) == (60, ["10.0.0.23"])
+    assert table_row(run_pyinfra(bind.work, inventory, deploy, "-y"), "lower") == ["1", "-", "-", "1"]
+    # the repoint then keeps the lowered TTL
+    assert bind.run("-y").rc == 0
+    assert bind.answer(SECONDARY) == (60, ["10.0.0.28"])

@@ -8,6 +8,7 @@ address as a /32, plus one /32 route per lab address through it. Before anything
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -212,12 +213,14 @@ def _attached_record(lab: Lab) -> Path:
 
 def _record_attached(lab: Lab, namespace: str, present: bool) -> None:
     path = _attached_record(lab)
-    try:
-        names = set(json.loads(path.read_text()))
-    except (FileNotFoundError, ValueError):
-        names = set()
-    (names.add if present else names.discard)(namespace)
-    path.write_text(json.dumps(sorted(names)) + "\n")
+    with open(path.with_suffix(".lock"), "w") as lock:  # VMs may attach concurrently
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            names = set(json.loads(path.read_text()))
+        except (FileNotFoundError, ValueError):
+            names = set()
+        (names.add if present else names.discard)(namespace)
+        path.write_text(json.dumps(sorted(names)) + "\n")
 
 
 def attached_namespaces(lab: Lab) -> list[str]:
@@ -241,23 +244,8 @@ def attach_namespace(lab: Lab, namespace: str, addresses: list[str], prefix_len:
     if not link_exists(HOST_INTERFACE, namespace):
         if link_exists(port, sw):  # a half-made pair from an interrupted run
             run(["ip", "-n", sw, "link", "del", port])
-        run(
-            [
-                "ip",
-                "-n",
-                sw,
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                HOST_INTERFACE,
-                "netns",
-                namespace,
-            ]
-        )
+        veth = ["ip", "-n", sw, "link", "add", port, "type", "veth"]
+        run([*veth, "peer", "name", HOST_INTERFACE, "netns", namespace])
     run(["ip", "-n", sw, "link", "set", port, "master", BRIDGE])
     run(["ip", "-n", sw, "link", "set", port, "up"])
     have = {

@@ -3,25 +3,24 @@ memoized per pyinfra stage, and the role's API calls (inventory reads, OVF impor
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.client
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from pyinfra import logger
 from pyinfra.api.exceptions import InventoryError
 from pyinfra.connectors.base import DataMeta
-from pyVmomi import vim, vmodl
+from pyVmomi import vmodl
 from typing_extensions import TypedDict
 
-from pyinfra.api import StringCommand
-from pyinfra.connectors.util import CommandOutput
-
-from roles.api import ApiCall, ApiConnector, _output
+from roles.api import ApiConnector
 from roles.errors import DeviceCommandError, DeviceConnectError, OperationInputError
 from roles.log import host_logger
 from roles.vsphere import ovf, session, snapshot
-from roles.vsphere.importer import ImportRequest, Importer, managed
+from roles.vsphere.importer import Importer, ImportRequest, managed
 
 
 class EsxiConnectorData(TypedDict, total=False):
@@ -48,6 +47,25 @@ EsxiConnectorDataMeta: dict[str, DataMeta] = {
 
 #: how often to report upload progress (fraction of the total)
 PROGRESS_STEP = 0.1
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def device_call(method: str) -> Callable[[F], F]:
+    """Turn what pyVmomi and the transport raise inside an API call into a one-line DeviceCommandError."""
+
+    def wrap(func: F) -> F:
+        @functools.wraps(func)
+        def call(self: EsxiConnector, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(self, *args, **kwargs)
+            except vmodl.MethodFault as e:
+                raise DeviceCommandError(session.fault_text(e), host=self.label, command=method) from e
+            except (OSError, http.client.HTTPException) as e:
+                raise DeviceCommandError(f"{self.ep.label()} stopped answering: {e or type(e).__name__}",
+                                         host=self.label, command=method) from e
+        return call  # type: ignore[return-value]
+    return wrap
 
 
 class EsxiConnector(ApiConnector):
@@ -83,7 +101,7 @@ class EsxiConnector(ApiConnector):
 
     def open(self) -> None:
         self.ep = self.endpoint()
-        self.ssl_context = session._ssl_context(self.ep)
+        self.ssl_context = session.ssl_context(self.ep)
         self.si = session.connect(self.ep)
         self.log = host_logger("roles.vsphere", self.label)
         self._memo: dict[Any, Any] = {}
@@ -96,22 +114,10 @@ class EsxiConnector(ApiConnector):
     def close(self) -> None:
         if self.si is not None:
             if self.view is not None:
-                try:
+                with contextlib.suppress(Exception):  # the session is going away anyway
                     self.view.Destroy()
-                except Exception:  # noqa: BLE001 - the session is going away anyway
-                    pass
             session.disconnect(self.si)
         self.si = self.view = None
-
-    def run_shell_command(self, command: StringCommand, print_output: bool = False,
-                          print_input: bool = False, **arguments: Any) -> tuple[bool, CommandOutput]:
-        """The shared dispatch, plus this library's transport faults as one stderr line."""
-        try:
-            return super().run_shell_command(command, print_output, print_input, **arguments)
-        except (vmodl.MethodFault, OSError, http.client.HTTPException) as e:
-            what = command.method if isinstance(command, ApiCall) else str(command)
-            cause = session.fault_text(e) if isinstance(e, vmodl.MethodFault) else str(e) or type(e).__name__
-            return False, _output(stderr=[f"{self.label}: {what} failed: {cause}"])
 
     # -- reads (memoized per stage, cleared on every write) ----------------------------------
     def _stage(self) -> Any:
@@ -120,12 +126,7 @@ class EsxiConnector(ApiConnector):
     def snapshot(self, fresh: bool = False) -> snapshot.Snapshot:
         key = ("snapshot", self._stage())
         if fresh or key not in self._memo:
-            try:
-                found = session.retrieve(self.si, session.view_objects(self.view), session.PROPERTY_PATHS)
-            except vmodl.MethodFault as e:
-                raise DeviceCommandError(session.fault_text(e), host=self.label, command="RetrievePropertiesEx") from e
-            except OSError as e:
-                raise DeviceConnectError(f"{self.ep.label()} stopped answering: {e}", host=self.label) from e
+            found = session.retrieve(self.si, session.view_objects(self.view), session.PROPERTY_PATHS)
             self._memo = {key: snapshot.rows_from(found)}
         return self._memo[key]  # type: ignore[no-any-return]
 
@@ -135,9 +136,11 @@ class EsxiConnector(ApiConnector):
     def datacenter(self) -> str | None:
         return self.data.get("esxi_datacenter") or None
 
+    @device_call("vsphere.virtual_machines")
     def api_vsphere_virtual_machines(self) -> dict[str, Any]:
         return snapshot.virtual_machines(self.snapshot(), self.datacenter())
 
+    @device_call("vsphere.inventory")
     def api_vsphere_inventory(self) -> dict[str, Any]:
         return snapshot.inventory(self.snapshot(), self.datacenter())
 
@@ -165,6 +168,7 @@ class EsxiConnector(ApiConnector):
                     state["next"] += PROGRESS_STEP
         return report
 
+    @device_call("vsphere.import_ovf")
     def api_vsphere_import_ovf(self, vm_name: str, ovf_path: str, datastore: str, network: str,
                                folder: str | None = None, resource_pool: str | None = None,
                                properties: dict[str, str] | None = None) -> dict[str, Any]:
@@ -178,8 +182,6 @@ class EsxiConnector(ApiConnector):
                             lambda msg: self.host.log(msg, logger.warning))
         try:
             result = importer.run(req, self.snapshot(fresh=True), pkg)
-        except vmodl.MethodFault as e:
-            raise DeviceCommandError(session.fault_text(e), host=self.label, command="vsphere.import_ovf") from e
         finally:
             self._written()
         for w in result.warnings:
@@ -191,34 +193,31 @@ class EsxiConnector(ApiConnector):
         """An operation found its input unusable while executing: fail this host with its reason."""
         raise OperationInputError(reason.split(": ", 1)[-1], field=self.label)
 
+    @device_call("vsphere.power_on")
     def api_vsphere_power_on(self, vm_name: str) -> dict[str, Any]:
         vm = self._vm(vm_name, "vsphere.power_on")
         try:
             state = session.read_properties(self.si, vm, ("runtime.powerState",)).get("runtime.powerState")
-            if state != vim.VirtualMachinePowerState.poweredOn:
+            if state != "poweredOn":
                 session.wait_task(self.si, vm.PowerOnVM_Task(), self.label, f"PowerOnVM_Task {vm_name}")
-        except vmodl.MethodFault as e:
-            raise DeviceCommandError(session.fault_text(e), host=self.label, command="vsphere.power_on") from e
         finally:
             self._written()
         self.log.info("powered on %s", vm_name)
         return {"vm": vm_name, "power_state": "poweredOn"}
 
+    @device_call("vsphere.wait_for_ip")
     def api_vsphere_wait_for_ip(self, vm_name: str, timeout: float = 300.0) -> dict[str, Any]:
         vm = self._vm(vm_name, "vsphere.wait_for_ip")
         deadline = time.monotonic() + timeout
         delay = 0.2
-        try:
-            while True:
-                ip = session.read_properties(self.si, vm, ("guest.ipAddress",)).get("guest.ipAddress")
-                if ip:
-                    self._written()
-                    return {"vm": vm_name, "guest_ip": ip}
-                if time.monotonic() > deadline:
-                    raise DeviceCommandError(f"{vm_name} reported no guest IP address within {timeout:g}s "
-                                             "(is VMware Tools running in the guest?)",
-                                             host=self.label, command="vsphere.wait_for_ip")
-                time.sleep(delay)
-                delay = min(delay * 1.5, 2.0)
-        except vmodl.MethodFault as e:
-            raise DeviceCommandError(session.fault_text(e), host=self.label, command="vsphere.wait_for_ip") from e
+        while True:
+            ip = session.read_properties(self.si, vm, ("guest.ipAddress",)).get("guest.ipAddress")
+            if ip:
+                self._written()
+                return {"vm": vm_name, "guest_ip": ip}
+            if time.monotonic() > deadline:
+                raise DeviceCommandError(f"{vm_name} reported no guest IP address within {timeout:g}s "
+                                         "(is VMware Tools running in the guest?)",
+                                         host=self.label, command="vsphere.wait_for_ip")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)

@@ -97,11 +97,11 @@ def property_values(pkg: ovf.OvfPackage, wanted: dict[str, str]) -> tuple[dict[s
     known: dict[str, str] = {}
     unknown: list[str] = []
     for key, value in wanted.items():
-        pid = by_name.get(key.lower())
-        if pid is None:
+        declared = by_name.get(key.lower())
+        if declared is None:
             unknown.append(key)
         else:
-            known[pid] = value
+            known[declared] = value
     return known, unknown
 
 

@@ -12,8 +12,8 @@ from pyinfra.context import ctx_state
 
 from roles.api import ApiCall, show_diff
 from roles.vsphere import ovf
-from roles.vsphere.importer import folder_owner, folder_taken
 from roles.vsphere.facts import Inventory, VirtualMachines
+from roles.vsphere.importer import folder_owner, folder_taken
 
 POWERED_ON = "poweredOn"
 #: the appliance settings the lab's balancer OVF declares as vApp properties
@@ -102,8 +102,8 @@ def drift_warnings(vm_name: str, current: dict[str, Any], pkg: ovf.OvfPackage, d
 def _spec_lines(vm_name: str, pkg: ovf.OvfPackage, datastore: str, network: str, folder: str | None,
                 resource_pool: str | None, properties: dict[str, str]) -> list[str]:
     lines = [f"VM {vm_name} from {pkg.path}",
-             f"  {pkg.cpu or '?'} vCPU, {pkg.memory_mb or '?'} MiB, {len(pkg.disk_files)} disk(s), "
-             f"{pkg.total_bytes()} bytes to upload",
+             (f"  {pkg.cpu or '?'} vCPU, {pkg.memory_mb or '?'} MiB, {len(pkg.disk_files)} disk(s), "
+              f"{pkg.total_bytes()} bytes to upload"),
              f"  datastore {datastore}, network {network}"
              + (f", folder {folder}" if folder else "") + (f", pool {resource_pool}" if resource_pool else "")]
     lines += [f"  property {k}={v}" for k, v in sorted(properties.items())]

@@ -3,6 +3,7 @@ wait for tasks. Library faults become the toolkit's one-line errors here, at one
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import ssl
@@ -45,7 +46,7 @@ class Endpoint:
         return self.name or self.host
 
 
-def _ssl_context(ep: Endpoint) -> ssl.SSLContext:
+def ssl_context(ep: Endpoint) -> ssl.SSLContext:
     if ep.ca_file:
         try:
             return ssl.create_default_context(cafile=ep.ca_file)
@@ -68,9 +69,9 @@ def _normal_thumbprint(value: str) -> str:
 def _check_thumbprint(ep: Endpoint, ctx: ssl.SSLContext) -> None:
     """Compare the server certificate with the pinned thumbprint before sending the password."""
     assert ep.thumbprint is not None
-    with socket.create_connection((ep.host, ep.port), timeout=ep.timeout) as raw:
-        with ctx.wrap_socket(raw, server_hostname=ep.host) as tls:
-            der = tls.getpeercert(binary_form=True) or b""
+    with (socket.create_connection((ep.host, ep.port), timeout=ep.timeout) as raw,
+          ctx.wrap_socket(raw, server_hostname=ep.host) as tls):
+        der = tls.getpeercert(binary_form=True) or b""
     want = _normal_thumbprint(ep.thumbprint)
     algo = {40: "sha1", 64: "sha256", 128: "sha512"}.get(len(want))
     if algo is None:
@@ -84,7 +85,7 @@ def _check_thumbprint(ep: Endpoint, ctx: ssl.SSLContext) -> None:
 
 def connect(ep: Endpoint) -> Any:
     """Log in; returns the ServiceInstance. Raises DeviceConnectError / DeviceAuthError."""
-    ctx = _ssl_context(ep)
+    ctx = ssl_context(ep)
     try:
         if not ep.ca_file:
             _check_thumbprint(ep, ctx)
@@ -98,7 +99,7 @@ def connect(ep: Endpoint) -> Any:
                                  f"{e.verify_message or e.reason}", host=ep.who) from e
     except ssl.SSLError as e:
         raise DeviceConnectError(f"TLS handshake with {ep.label()} failed: {e.reason or e}", host=ep.who) from e
-    except (TimeoutError, socket.timeout) as e:
+    except TimeoutError as e:
         raise DeviceConnectError(f"{ep.label()} did not answer within {ep.timeout:g}s", host=ep.who) from e
     except OSError as e:
         raise DeviceConnectError(f"{ep.label()} is unreachable: {e.strerror or e}", host=ep.who) from e
@@ -109,10 +110,8 @@ def connect(ep: Endpoint) -> Any:
 
 
 def disconnect(si: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # logging out of a dead server is not worth an error
         Disconnect(si)
-    except Exception:  # noqa: BLE001 - logging out of a dead server is not worth an error
-        pass
 
 
 def container_view(si: Any) -> Any:

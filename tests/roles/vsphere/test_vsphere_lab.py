@@ -25,9 +25,10 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _deploy(*args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-c", "import sys; from pyinfra_cli.main import main; sys.argv[0] = 'pyinfra'; "
-            "sys.exit(main())", "inventory/lab.py", "deploys/vsphere.py", "--limit", "esxi", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=420, cwd=REPO,
+    argv = [sys.executable, "-c",
+            "import sys; from pyinfra_cli.main import main; sys.argv[0] = 'pyinfra'; sys.exit(main())",
+            "inventory/lab.py", "deploys/vsphere.py", "--limit", "esxi", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=420, cwd=REPO, check=False,
                           env={**os.environ, "PYINFRA_PROGRESS": "off"})
 
 

@@ -33,7 +33,7 @@ class View:
     table: ServerTable
     monitor: Monitor
     started: float
-    connections: Callable[[], int] | None = None
+    publish: Callable[[], None] | None = None  # flush data-plane counters first (single-process mode)
 
 
 def _server_port(vs: VirtualService, rs: RealServer) -> int | str:
@@ -52,6 +52,8 @@ def _iso(ts: float) -> str:
 def state(view: View) -> dict[str, Any]:
     """JSON-ready state of every service and real server."""
     table, cfg = view.table, view.config
+    if view.publish is not None:
+        view.publish()
     services = []
     for vs in cfg.virtual_services:
         servers = []

@@ -454,10 +454,15 @@ class Dataplane:
             except Exception:  # keep the ticker alive whatever happens; log the cause
                 log.root.exception("sweep failed")
 
-    def sweep(self, full: bool = True) -> None:
+    def publish(self) -> None:
+        """Write this process's counters into the shared table."""
         table = self.table
         for b in self.backends.values():
             table.write_counters(self.worker, b.slot, b.active, b.total, b.bytes_in, b.bytes_out)
+
+    def sweep(self, full: bool = True) -> None:
+        table = self.table
+        self.publish()
         gen = table.generation()
         if gen != self.generation:
             self.generation = gen

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import time
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ _SSL = _client_ssl()
 
 async def _tcp(address: str, port: int) -> str:
     _, writer = await asyncio.open_connection(address, port)
-    writer.close()
+    writer.transport.abort()
     return "connected"
 
 
@@ -84,7 +85,7 @@ async def _smtp(address: str, port: int) -> str:
         await reader.readline()
         return "220"
     finally:
-        writer.close()
+        writer.transport.abort()
 
 
 async def _http(check: HealthCheck, address: str, port: int, tls: bool, path: str) -> str:
@@ -104,7 +105,7 @@ async def _http(check: HealthCheck, address: str, port: int, tls: bool, path: st
             raise ProbeFailure(f"{path}: HTTP {status} not accepted")
         return f"HTTP {status}"
     finally:
-        writer.close()
+        writer.transport.abort()
 
 
 class ProbeFailure(Exception):
@@ -140,7 +141,10 @@ async def probe(check: HealthCheck, address: str, port: int) -> ProbeResult:
     except ProbeFailure as exc:
         return ProbeResult(False, str(exc), (time.monotonic() - start) * 1000)
     except (OSError, ssl.SSLError, EOFError, asyncio.IncompleteReadError) as exc:
-        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.errno:
+            text = os.strerror(exc.errno)
+        else:
+            text = str(exc) or type(exc).__name__
         return ProbeResult(False, text, (time.monotonic() - start) * 1000)
 
 
@@ -198,7 +202,9 @@ class Monitor:
 
     async def _loop(self, key: str) -> None:
         slot = self.table.slot(key)
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             st = self.status[key]
             t = st.target
             if self.table.take_passive(slot):
@@ -223,7 +229,7 @@ class Monitor:
             elif not result.ok:
                 log.event(log.health, logging.DEBUG, "check_failed", service=t.service,
                           server=f"{t.address}:{t.port}", reason=result.detail)
-            await asyncio.sleep(t.check.interval)
+            await asyncio.sleep(max(0.0, started + t.check.interval - loop.time()))  # a probe every interval
 
     async def close(self) -> None:
         for task in self._tasks.values():

@@ -102,7 +102,8 @@ class Runner:
             nft.install(self.config.nft_table, redirects(self.config), self.config.wildcard_port)
             self.monitor = Monitor(self.table)
             self.monitor.apply(targets(self.config))
-            self.admin = Admin(View(self.config, self.table, self.monitor, self.started))
+            self.admin = Admin(View(self.config, self.table, self.monitor, self.started,
+                                    self.dataplane.publish if self.dataplane else None))
             await self.admin.start()
         except (OSError, NftError) as exc:
             log.event(log.runner, logging.ERROR, "start_failed", config=self.path, reason=str(exc))

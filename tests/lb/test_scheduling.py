@@ -1,0 +1,139 @@
+"""Scheduling and persistence, as policies and through a running balancer to real back ends."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+from lb.scheduling import LeastConnections, RoundRobin, WeightedRoundRobin
+from tests.lb.conftest import Balancer, Net, Proc, http_get
+
+
+@dataclass
+class _S:
+    name: str
+    weight: int = 1
+    active: int = 0
+    current_weight: int = 0
+
+
+def test_round_robin_alternates() -> None:
+    servers = [_S("a"), _S("b"), _S("c")]
+    rr = RoundRobin()
+    assert [rr.pick(servers).name for _ in range(6)] == ["a", "b", "c", "a", "b", "c"]  # type: ignore[attr-defined]
+
+
+def test_weighted_round_robin_is_smooth_and_proportional() -> None:
+    servers = [_S("a", 3), _S("b", 1)]
+    wrr = WeightedRoundRobin()
+    picks = [wrr.pick(servers).name for _ in range(400)]  # type: ignore[attr-defined]
+    assert Counter(picks) == {"a": 300, "b": 100}
+    assert "bb" not in "".join(picks)
+
+
+def test_least_connections_prefers_the_idle_server() -> None:
+    a, b = _S("a", active=5), _S("b", active=2)
+    lc = LeastConnections()
+    assert {lc.pick([a, b]).name for _ in range(4)} == {"b"}  # type: ignore[attr-defined]
+    a2, b2 = _S("a", weight=4, active=4), _S("b", weight=1, active=2)
+    assert lc.pick([a2, b2]).name == "a"  # type: ignore[attr-defined]
+
+
+def _service(name: str, vip: str, port: int, net: Net, scheduler: str, extra: str = "",
+             weights: tuple[int, int] = (1, 1)) -> str:
+    return f"""
+[[virtual_services]]
+name = "{name}"
+vip = "{vip}"
+port = {port}
+scheduler = "{scheduler}"
+{extra}
+[virtual_services.health]
+kind = "tcp"
+interval = 0.5
+[[virtual_services.real_servers]]
+address = "{net.host(23)}"
+weight = {weights[0]}
+[[virtual_services.real_servers]]
+address = "{net.host(24)}"
+weight = {weights[1]}
+"""
+
+
+def _servers(backend: Callable[..., Proc], net: Net, ports: list[int]) -> None:
+    backend("http", "A", net.host(23), ports)
+    backend("http", "B", net.host(24), ports)
+
+
+def test_distribution_through_the_balancer(net: Net, backend: Callable[..., Proc],
+                                           balancer: Callable[..., Balancer]) -> None:
+    _servers(backend, net, [8001, 8002, 8003])
+    lb = balancer(_service("rr", net.vip, 8001, net, "round_robin")
+                  + _service("wrr", net.vip, 8002, net, "weighted_round_robin", weights=(3, 1))
+                  + _service("lc", net.vip, 8003, net, "least_connections"))
+    rr = Counter(http_get(net.vip, 8001)[1]["x-server"] for _ in range(40))
+    assert rr == {"A": 20, "B": 20}
+    wrr = Counter(http_get(net.vip, 8002)[1]["x-server"] for _ in range(40))
+    assert wrr == {"A": 30, "B": 10}
+    # least connections: while one client holds a connection on a server, new clients go to the other
+    held = socket.create_connection((net.vip, 8003))
+    held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = held.recv(4096).split(b"X-Server: ")[1][:1].decode()
+    other = {"A": "B", "B": "A"}[first]
+    assert Counter(http_get(net.vip, 8003)[1]["x-server"] for _ in range(10)) == {other: 10}
+    held.close()
+    st = lb.state()
+    assert sum(s["connections_total"] for s in st["services"][0]["servers"]) >= 40
+
+
+def test_source_ip_persistence_and_expiry(net: Net, backend: Callable[..., Proc],
+                                          balancer: Callable[..., Balancer]) -> None:
+    _servers(backend, net, [8001])
+    extra = '[virtual_services.persistence]\nkind = "source_ip"\ntimeout = 1.5'
+    balancer(_service("web", net.vip, 8001, net, "round_robin", extra))
+    c1, c2 = net.host(50), net.host(51)
+    first = {http_get(net.vip, 8001, source=c1)[1]["x-server"] for _ in range(10)}
+    second = {http_get(net.vip, 8001, source=c2)[1]["x-server"] for _ in range(10)}
+    assert len(first) == 1 and len(second) == 1 and first != second  # each client sticks, round robin between
+    time.sleep(2.0)  # persistence timeout 1.5 s: forgotten; round robin goes on where it was
+    assert http_get(net.vip, 8001, source=net.host(52))[1]["x-server"] == next(iter(first))
+    after = http_get(net.vip, 8001, source=c1)[1]["x-server"]
+    assert {after} != first
+
+
+def test_persisted_client_moves_when_its_server_goes_down(net: Net, backend: Callable[..., Proc],
+                                                          balancer: Callable[..., Balancer]) -> None:
+    a = backend("http", "A", net.host(23), [8001])
+    backend("http", "B", net.host(24), [8001])
+    extra = '[virtual_services.persistence]\nkind = "source_ip"\ntimeout = 600'
+    lb = balancer(_service("web", net.vip, 8001, net, "round_robin", extra))
+    c = net.host(60)
+    if http_get(net.vip, 8001, source=c)[1]["x-server"] != "A":
+        c = net.host(61)
+    assert http_get(net.vip, 8001, source=c)[1]["x-server"] == "A"
+    a.kill()
+    assert {http_get(net.vip, 8001, source=c)[1]["x-server"] for _ in range(5)} == {"B"}
+    assert lb.server("web", net.host(23))["state"] == "down"
+
+
+def test_cookie_persistence_owa_and_ecp_share_one(net: Net, backend: Callable[..., Proc],
+                                                  balancer: Callable[..., Balancer]) -> None:
+    _servers(backend, net, [8001])
+    extra = 'mode = "http"\n[virtual_services.persistence]\nkind = "cookie"\ncookie_name = "EXHALB"'
+    balancer(_service("owa", net.vip, 8001, net, "round_robin", extra))
+    status, headers, _ = http_get(net.vip, 8001, "/owa/")
+    assert status == 302
+    cookie = headers["set-cookie"]
+    assert cookie.startswith("EXHALB=") and "Path=/" in cookie and "HttpOnly" in cookie
+    value = cookie.split(";")[0]
+    server = headers["x-server"]
+    for path in ("/owa/", "/ecp/", "/owa/x", "/ecp/y"):
+        st, h, _ = http_get(net.vip, 8001, path, headers={"Cookie": f"a=1; {value}"})
+        assert h["x-server"] == server and "set-cookie" not in h
+        assert value in h["x-cookie"]  # the request reached the server unchanged
+    # a client without the cookie is balanced as usual and gets the other server's cookie
+    others = {http_get(net.vip, 8001, "/ecp/")[1]["set-cookie"].split(";")[0] for _ in range(4)}
+    assert len(others) == 2

@@ -51,6 +51,14 @@ PROGRESS_STEP = 0.1
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def device_call(method: str) -> Callable[[F], F]:
     """Turn what pyVmomi and the transport raise inside an API call into a one-line DeviceCommandError."""
 
@@ -161,9 +169,9 @@ class EsxiConnector(ApiConnector):
         def report(done: int, total: int) -> None:
             frac = done / total if total else 1.0
             if frac + 1e-9 >= state["next"] or done == total:
-                rate = done / max(time.monotonic() - state["start"], 1e-3) / 2**20
-                self.host.log(f"{vm_name}: uploaded {done / 2**20:.1f} of {total / 2**20:.1f} MiB "
-                              f"({frac:.0%}, {rate:.1f} MiB/s)", logger.info)
+                rate = done / max(time.monotonic() - state["start"], 1e-3)
+                self.host.log(f"{vm_name}: uploaded {_size(done)} of {_size(total)} ({frac:.0%}, "
+                              f"{_size(rate)}/s)", logger.info)
                 while state["next"] <= frac + 1e-9:
                     state["next"] += PROGRESS_STEP
         return report

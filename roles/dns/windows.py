@@ -21,6 +21,7 @@ from pyinfra.api import operation
 from roles.api import show_diff
 from roles.dns.records import ARecordState, addresses_of, describe, record_fqdn, ttl_of, zone_name
 from roles.winrm.facts import PowerShellFact
+from roles.winrm.inputs import one_line_input_errors
 from roles.winrm.powershell import TO_JSON, as_list, quote
 
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d+):(\d+)(?:\.\d+)?$")
@@ -92,8 +93,9 @@ class WindowsARecord(PowerShellFact["ARecordState | None"]):
     """
 
     def command(self, zone: str, record: str) -> str:
-        zone_ = zone_name(zone)
-        return get_script(zone_, relative_name(zone_, record))
+        with one_line_input_errors():
+            zone_ = zone_name(zone)
+            return get_script(zone_, relative_name(zone_, record))
 
     def parse(self, data: Any) -> ARecordState | None:
         records = as_list(data)
@@ -125,12 +127,14 @@ def a_record(zone: str, record: str, addresses: str | Iterable[str],
         windows.a_record(name="CAS array to the VIP", zone="corp.example", record="outlook",
                          addresses=["10.0.0.28"])
     """
-    z = zone_name(zone)
-    fqdn = record_fqdn(z, record)
-    label = relative_name(z, record)
-    wanted = addresses_of(addresses)
+    with one_line_input_errors():
+        z = zone_name(zone)
+        fqdn = record_fqdn(z, record)
+        label = relative_name(z, record)
+        wanted = addresses_of(addresses)
     current: ARecordState | None = host.get_fact(WindowsARecord, zone=z, record=label)
-    desired: ARecordState = {"ttl": ttl_of(ttl, current), "addresses": wanted}
+    with one_line_input_errors():
+        desired: ARecordState = {"ttl": ttl_of(ttl, current), "addresses": wanted}
     if current == desired:
         host.noop(f"{fqdn} A already {', '.join(wanted)} (ttl {desired['ttl']})")
         return

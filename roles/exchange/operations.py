@@ -13,7 +13,7 @@ from pyinfra import host
 from pyinfra.api import operation
 
 from roles.api import show_diff
-from roles.errors import OperationInputError
+from roles.winrm.inputs import InputError
 from roles.exchange import powershell as ps
 from roles.exchange.facts import ClientAccessArrays, MailboxDatabases, RpcStaticPorts
 from roles.exchange.model import MailboxDatabase
@@ -26,20 +26,20 @@ MIN_PORT, MAX_PORT = 1024, 65535
 def _fqdn(value: object, field: str) -> str:
     text = str(value or "").rstrip(".")
     if "." not in text or len(text) > 253 or not all(_LABEL.match(p) for p in text.split(".")):
-        raise OperationInputError(f"{value!r} is not a fully qualified domain name", field=field)
+        raise InputError(f"{value!r} is not a fully qualified domain name", field=field)
     return text
 
 
 def _nonempty(value: object, field: str) -> str:
     text = str(value or "").strip()
     if not text:
-        raise OperationInputError("must not be empty", field=field)
+        raise InputError("must not be empty", field=field)
     return text
 
 
 def _port(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_PORT <= value <= MAX_PORT:
-        raise OperationInputError(f"{value!r} is not a port in {MIN_PORT}-{MAX_PORT}", field=field)
+        raise InputError(f"{value!r} is not a port in {MIN_PORT}-{MAX_PORT}", field=field)
     return value
 
 
@@ -67,7 +67,7 @@ def client_access_array(identity: str, fqdn: str, site: str | None = None) -> Ge
         return
     if current is None:
         if not site:
-            raise OperationInputError(f"CAS array {identity!r} does not exist on {host.name}; pass site= "
+            raise InputError(f"CAS array {identity!r} does not exist on {host.name}; pass site= "
                                       "(the Active Directory site) to create it", field="site")
         show_diff(host, f"CAS array {identity}", ["(absent)"], [f"fqdn: {fqdn}", f"site: {site}"])
         yield ps.script(ps.new_client_access_array(identity, fqdn, site))
@@ -83,7 +83,7 @@ def _selected(databases: list[MailboxDatabase], database: str | None, server: st
         chosen = [d for d in chosen if d["identity"].lower() == database.lower()]
         if not chosen:
             known = ", ".join(d["identity"] for d in databases) or "none"
-            raise OperationInputError(f"no mailbox database {database!r} on {host_name} (found: {known})",
+            raise InputError(f"no mailbox database {database!r} on {host_name} (found: {known})",
                                       field="database")
     if server is not None:
         short = server.split(".")[0].lower()
@@ -140,7 +140,7 @@ def static_rpc_ports(rpc_port: int = 60000, ab_port: int = 60001) -> Generator[s
     rpc_port = _port(rpc_port, "rpc_port")
     ab_port = _port(ab_port, "ab_port")
     if rpc_port == ab_port:
-        raise OperationInputError(f"{ab_port} is also rpc_port; use two different ports", field="ab_port")
+        raise InputError(f"{ab_port} is also rpc_port; use two different ports", field="ab_port")
     current = host.get_fact(RpcStaticPorts)
     lines: list[str] = []
     before: list[str] = []

@@ -127,3 +127,18 @@ def test_rejected_command_is_one_line(tmp_path: Path, exchange_hosts: list[WinRM
     # the script stopped at the failing cmdlet: the restart after it never ran
     services = json.loads((ex1.state / "host.json").read_text())["services"]
     assert services["MSExchangeRPC"]["Restarts"] == 0
+
+
+def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path, exchange_hosts: list[WinRMPeer]) -> None:
+    ex1 = exchange_hosts[0]
+    bad = tmp_path / "bad_port.py"
+    bad.write_text("from roles.exchange import operations as exchange\n"
+                   "exchange.static_rpc_ports(name='ports', rpc_port=135)\n")
+    inv = inventory(tmp_path, [ex1])
+    for mode in ("--dry", "-y"):
+        run = run_pyinfra(tmp_path, inv, bad, mode)
+        assert run.rc == 1, run.output
+        lines = [ln for ln in run.output.splitlines() if "rpc_port:" in ln]
+        assert len(lines) == 1 and lines[0].endswith("rpc_port: 135 is not a port in 1024-65535"), run.output
+        assert "Traceback" not in run.output
+    assert ex1.write_lines() == [] and read_ports(ex1) == (None, None)

@@ -87,7 +87,8 @@ class AsaConnector(ApiConnector):
     def _require(self, key: str) -> Any:
         value = self.data.get(key)  # type: ignore[misc]
         if value in (None, ""):
-            raise DeviceConnectError(f"host data {key} is not set (see inventory/lab.py)", host=self.host.name)
+            raise DeviceConnectError(f"host data {key} is not set (see inventory/lab.py)",
+                                     host=self.host.name)
         return value
 
     def open(self) -> None:
@@ -95,7 +96,8 @@ class AsaConnector(ApiConnector):
         username = self._require("asa_username")
         known_hosts = self.data.get("asa_known_hosts") or ""
         if known_hosts and not os.path.isfile(known_hosts):
-            raise DeviceConnectError(f"asa_known_hosts file {known_hosts} does not exist", host=self.host.name)
+            raise DeviceConnectError(f"asa_known_hosts file {known_hosts} does not exist",
+                                     host=self.host.name)
         if not known_hosts:
             self.log.warning("no asa_known_hosts: accepting the ASA's host key unchecked")
         connect_timeout = float(self.data.get("asa_connect_timeout") or 10.0)
@@ -167,7 +169,8 @@ class AsaConnector(ApiConnector):
             self.open()
         self.log.debug("configuring %r", lines)
         try:
-            output = str(self.session.send_config_set(lines, cmd_verify=True, read_timeout=self.command_timeout))
+            output = str(self.session.send_config_set(lines, cmd_verify=True,
+                                                      read_timeout=self.command_timeout))
         except ReadTimeout as e:
             raise DeviceCommandError(f"no prompt within the command timeout ({_first_line(e)})",
                                      host=self.host.name, command="; ".join(lines)) from e
@@ -186,14 +189,16 @@ class AsaConnector(ApiConnector):
 
     # -- calls ---------------------------------------------------------------------------------
     def api_asa_show(self, commands: list[str]) -> dict[str, list[str]]:
-        """Run read-only `show` commands; {command: output lines} (cached until a change or the next stage)."""
+        """Run read-only `show` commands; {command: output lines}, cached until a change or the next
+        pyinfra stage."""
         out: dict[str, list[str]] = {}
         stage = getattr(self.state, "current_stage", None)
         if self._cache_stage != stage:
             self._cache, self._cache_stage = {}, stage
         for command in commands:
             if not _READ_ONLY.match(command):
-                raise OperationInputError(f"asa.show runs show commands only, not {command!r}", field="commands")
+                raise OperationInputError(f"asa.show runs show commands only, not {command!r}",
+                                          field="commands")
             if command not in self._cache:
                 self._cache[command] = self._send(command).splitlines()
             out[command] = list(self._cache[command])
@@ -216,7 +221,8 @@ class AsaConnector(ApiConnector):
             after = self._read_object(object_name)
             if not same_object(after, expect):
                 raise DeviceCommandError(
-                    f"after the change the running-config shows {object_lines(object_name, after) or 'no object'}"
+                    "after the change the running-config shows "
+                    f"{object_lines(object_name, after) or 'no object'}"
                     f", expected {object_lines(object_name, expect) or 'no object'} (backup: {backup})",
                     host=self.host.name, command="; ".join(lines))
             self.log.info("object network %s changed (backup %s)", object_name, backup)

@@ -63,8 +63,8 @@ def network_object(
             target.noop(_converged(object_name, running))
             return
         lines = []
-        _diff(target, f"object network {object_name} (unsaved: startup-config)", object_lines(object_name, startup),
-              object_lines(object_name, running))
+        _diff(target, f"object network {object_name} (unsaved: startup-config)",
+              object_lines(object_name, startup), object_lines(object_name, running))
     else:
         if desired is None:
             lines = [f"no object network {object_name}"]

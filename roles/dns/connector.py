@@ -81,7 +81,8 @@ class DnsConnector(ApiConnector):
     def server(self) -> str:
         value = self.data.get("dns_server")
         if not value:
-            raise DeviceConnectError("host data dns_server is not set (see inventory/lab.py)", host=self.host.name)
+            raise DeviceConnectError("host data dns_server is not set (see inventory/lab.py)",
+                                     host=self.host.name)
         return str(value)
 
     @property
@@ -133,11 +134,13 @@ class DnsConnector(ApiConnector):
             raise DeviceConnectError(f"{target} did not answer {what} within {self.timeout:g}s (dns_timeout)",
                                      host=self.host.name) from e
         except ConnectionRefusedError as e:
-            raise DeviceConnectError(f"{target} refused the TCP connection for {what}", host=self.host.name) from e
+            raise DeviceConnectError(f"{target} refused the TCP connection for {what}",
+                                     host=self.host.name) from e
         except (OSError, EOFError) as e:
             raise DeviceConnectError(f"{target}: {what}: {e}", host=self.host.name) from e
         except dns.exception.DNSException as e:
-            raise DeviceConnectError(f"{target}: {what}: {e.__class__.__name__}: {e}", host=self.host.name) from e
+            raise DeviceConnectError(f"{target}: {what}: {e.__class__.__name__}: {e}",
+                                     host=self.host.name) from e
 
     def _query(self, where: str, fqdn: str, rdtype: dns.rdatatype.RdataType, signed: bool,
                zone: str) -> dns.message.Message:
@@ -156,7 +159,8 @@ class DnsConnector(ApiConnector):
                                      host=self.host.name, command=what)
         if not response.flags & dns.flags.AA:
             raise DeviceCommandError(f"{where}:{self.port} is not authoritative for zone {zone} "
-                                     "(answer without AA): zone not served there", host=self.host.name, command=what)
+                                     "(answer without AA): zone not served there", host=self.host.name,
+                                     command=what)
         return response
 
     def open(self) -> None:
@@ -196,9 +200,11 @@ class DnsConnector(ApiConnector):
                                      command=f"NS {z}")
         out: dict[str, list[str]] = {}
         for ns in names:
-            state = self._read_a(self.server, z, ns, signed=True) if (ns == z or ns.endswith("." + z)) else None
+            in_zone = ns == z or ns.endswith("." + z)
+            state = self._read_a(self.server, z, ns, signed=True) if in_zone else None
             if state is None:
-                raise DeviceCommandError(f"nameserver {ns} of {z} has no A record in the zone; cannot check it",
+                raise DeviceCommandError(f"nameserver {ns} of {z} has no A record in the zone; "
+                                         "cannot check it",
                                          host=self.host.name, command=f"A {ns}")
             out[ns] = state["addresses"]
         return out

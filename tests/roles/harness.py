@@ -255,7 +255,8 @@ class Peer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): "
+                                   f"{self.log.read_text()[-2000:]}")
             try:
                 with socket.create_connection((self.address, self.port), timeout=0.5):
                     return self

@@ -38,7 +38,8 @@ class Asa:
         return data
 
     def inventory(self, **over: Any) -> Path:
-        return write_inventory(self.work, {"firewalls": [("@exha-asa/asa1", self.data(**over))]}, {"all": SITE})
+        return write_inventory(self.work, {"firewalls": [("@exha-asa/asa1", self.data(**over))]},
+                               {"all": SITE})
 
     def run(self, *args: str, deploy: Path = DEPLOY, **over: Any) -> CliRun:
         return run_pyinfra(self.work, self.inventory(**over), deploy, *args)
@@ -104,7 +105,8 @@ def test_dry_run_apply_and_second_apply(asa: Asa) -> None:
     assert dry.rc == 0, dry.output
     assert_clean(dry)
     for object_name in ("EXCH-SMTP", "EXCH-HTTPS"):
-        assert f"Will change object network {object_name}\n      -  host 10.0.0.23\n      +  host 10.0.0.28\n" in dry.stderr
+        assert (f"Will change object network {object_name}\n"
+                "      -  host 10.0.0.23\n      +  host 10.0.0.28\n") in dry.stderr
         assert table_row(dry, f"ASA object {object_name} to the VIP") == ["1", "(@exha-asa/asa1)", "-"]
     assert dry.stderr.count("Will change") == 2
     assert asa.show("show running-config") == running_before, "--dry changed the running-config"
@@ -194,8 +196,8 @@ def test_host_key_is_verified_when_known_hosts_given(asa: Asa) -> None:
 def test_facts_from_the_command_line(asa: Asa) -> None:
     import json
 
-    run = run_pyinfra(asa.work, asa.inventory(), "fact", "roles.asa.facts.NetworkObject", "object_name=EXCH-SMTP",
-                      "--json")
+    run = run_pyinfra(asa.work, asa.inventory(), "fact", "roles.asa.facts.NetworkObject",
+                      "object_name=EXCH-SMTP", "--json")
     assert run.rc == 0, run.output
     state = {"kind": "host", "value": "10.0.0.23", "nat": [NAT.strip()]}
     assert json.loads(run.stdout) == {"roles.asa.facts.NetworkObject (object_name=EXCH-SMTP)": {
@@ -211,8 +213,8 @@ def test_unreachable_asa_is_one_line(asa: Asa) -> None:
     assert run.rc == 1
     assert_clean(run)
     lines = [l for l in run.stderr.splitlines() if "cannot connect" in l]
-    assert lines == [f"    [@exha-asa/asa1] @exha-asa/asa1: cannot connect: {ADDRESS}:{closed} unreachable or not "
-                     "answering SSH within 2s"], run.stderr
+    assert lines == [f"    [@exha-asa/asa1] @exha-asa/asa1: cannot connect: {ADDRESS}:{closed} "
+                     "unreachable or not answering SSH within 2s"], run.stderr
 
 
 def test_wrong_enable_secret_is_one_line(asa: Asa) -> None:
@@ -220,7 +222,8 @@ def test_wrong_enable_secret_is_one_line(asa: Asa) -> None:
     assert run.rc == 1
     assert_clean(run)
     lines = [l for l in run.stderr.splitlines() if "authentication failed" in l]
-    assert len(lines) == 1 and "did not reach privileged mode (check asa_enable_secret)" in lines[0], run.stderr
+    assert len(lines) == 1, run.stderr
+    assert "did not reach privileged mode (check asa_enable_secret)" in lines[0], run.stderr
     assert "not-the-secret" not in run.output
 
 

@@ -258,12 +258,13 @@ def test_facts_from_the_command_line(bind: Dns) -> None:
     import json
 
     inventory = write_inventory(bind.work, {"dns": [("@exha-dns/dc1", bind.data())]}, {"all": SITE})
-    record = run_pyinfra(bind.work, inventory, "fact", "roles.dns.facts.ARecord", f"zone={ZONE}", "record=outlook",
-                         "--json")
+    record = run_pyinfra(bind.work, inventory, "fact", "roles.dns.facts.ARecord", f"zone={ZONE}",
+                         "record=outlook", "--json")
     assert record.rc == 0, record.output
     assert json.loads(record.stdout) == {f"roles.dns.facts.ARecord (record=outlook, zone={ZONE})": {
         "@exha-dns/dc1": {"ttl": 3600, "addresses": ["10.0.0.23"]}}}
-    servers = run_pyinfra(bind.work, inventory, "fact", "roles.dns.facts.ZoneNameservers", f"zone={ZONE}", "--json")
+    servers = run_pyinfra(bind.work, inventory, "fact", "roles.dns.facts.ZoneNameservers", f"zone={ZONE}",
+                          "--json")
     assert json.loads(servers.stdout) == {f"roles.dns.facts.ZoneNameservers (zone={ZONE})": {
         "@exha-dns/dc1": {f"dc1.{ZONE}": [PRIMARY], f"dns2.{ZONE}": [SECONDARY]}}}
 
@@ -271,7 +272,8 @@ def test_facts_from_the_command_line(bind: Dns) -> None:
 def test_unreachable_primary_is_one_line(bind: Dns) -> None:
     closed = free_port("127.0.0.1")
     line = one_error_line(bind.run("-y", dns_server="127.0.0.1", dns_port=closed), "cannot connect")
-    assert line.endswith(f"cannot connect: 127.0.0.1:{closed} refused the TCP connection for SOA {ZONE}"), line
+    assert line.endswith(f"cannot connect: 127.0.0.1:{closed} refused the TCP connection for SOA {ZONE}"), \
+        line
 
 
 def test_silent_primary_times_out_in_one_line(bind: Dns) -> None:

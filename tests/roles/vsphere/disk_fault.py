@@ -1,7 +1,8 @@
 """Run the pyinfra CLI with the OVF disk read failing half way, to test an interrupted import.
 
 EXHA_TEST_DISK_FAULT=error: the read raises OSError (the import cleans up and fails);
-EXHA_TEST_DISK_FAULT=kill: the process dies on the spot, as with kill -9 (nothing can clean up).
+EXHA_TEST_DISK_FAULT=kill: the process dies on the spot, as with kill -9 (nothing can clean up);
+EXHA_TEST_DISK_FAULT=none: no fault, but the lease keep-alive is sent after every chunk.
 Used as `python disk_fault.py <pyinfra arguments>`.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from roles.vsphere import ovf
+from roles.vsphere import importer, ovf
 
 _real_open_file = ovf.open_file
 MODE = os.environ.get("EXHA_TEST_DISK_FAULT", "error")
@@ -43,7 +44,10 @@ def _failing_open_file(pkg: ovf.OvfPackage, f: ovf.OvfFile) -> Iterator[tuple[An
         yield _HalfReadable(stream, size), size
 
 
-ovf.open_file = _failing_open_file  # type: ignore[assignment]
+if MODE == "none":
+    importer.KEEPALIVE = 0.0
+else:
+    ovf.open_file = _failing_open_file  # type: ignore[assignment]
 
 if __name__ == "__main__":
     from pyinfra_cli.main import main

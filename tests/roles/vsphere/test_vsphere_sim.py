@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from pyVmomi import vim
 
 from lab.context import Lab
 from lab.pki import ensure_ca
 from lab.topology import load_topology
-from lab.vm.appliance import ApplianceSpec, build_ova
+from lab.vm.appliance import ApplianceSpec, build_ova, descriptor
 from lab.vsphere.build import GOVMOMI
 from lab.vsphere.client import all_vms, session, vm_power_states
 from lab.vsphere.component import VSphereComponent
@@ -237,6 +239,25 @@ def test_failed_upload_is_cleaned_up_and_rerun_succeeds(sim: Sim) -> None:
     assert power == "poweredOn"
 
 
+def test_large_disk_streams_from_the_ova_with_lease_keepalive(sim: Sim, tmp_path: Path) -> None:
+    disk = tmp_path / "big-disk1.vmdk"
+    disk.write_bytes(os.urandom(1 << 20) * 12)  # 12 MiB: many chunks
+    (tmp_path / "big.ovf").write_text(descriptor(ApplianceSpec(), disk.name, disk.stat().st_size))
+    ova = tmp_path / "big.ova"
+    with tarfile.open(ova, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for member in ("big.ovf", disk.name):
+            tar.add(tmp_path / member, arcname=member)
+    disk.unlink()
+    inv = sim.inventory("exha-big", balancer_ova=str(ova), balancer_wait_for_ip=False)
+    cp, _ = apply(inv, argv=FAULTY_PYINFRA, env={"EXHA_TEST_DISK_FAULT": "none"})
+    assert cp.returncode == 0, cp.stderr
+    progress = [line for line in cp.stderr.splitlines() if "exha-big: uploaded" in line]
+    assert len(progress) >= 5 and progress[-1].split("uploaded ")[1].startswith("12.0 MiB of 12.0 MiB (100%")
+    log = (sim.lab.logs / "vsphere-esxi1.log").read_text()
+    assert f"transferred {12 << 20} bytes" in log
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.ova", "big.ovf"]  # nothing unpacked
+
+
 def test_killed_upload_leaves_a_marked_vm_that_the_rerun_replaces(sim: Sim) -> None:
     inv = sim.inventory("exha-kill", balancer_wait_for_ip=False)
     cp, _ = apply(inv, argv=FAULTY_PYINFRA, env={"EXHA_TEST_DISK_FAULT": "kill"})
@@ -270,6 +291,15 @@ def test_drift_is_reported_not_fixed(sim: Sim) -> None:
     assert cp.returncode == 0 and totals(out)["no_change"] == 1
     assert "drift (not changed): VM exha-drift has 1 vCPU, the OVF asks for 2" in cp.stderr
     assert vms_named(sim.creds, "exha-drift")[0][2] == 1
+
+
+@pytest.mark.parametrize("digest", ["sha1", "sha256"])
+def test_thumbprint_pinning_sha1_and_sha256(sim: Sim, digest: str) -> None:
+    cert = x509.load_pem_x509_certificate(sim.lab.server_cert(sim.lab.topology.host("esxi1")).cert.read_bytes())
+    pin = ":".join(f"{b:02X}" for b in cert.fingerprint(getattr(hashes, digest.upper())()))
+    cp = pyinfra(sim.inventory("exha-pin", esxi_ca_file=None, esxi_thumbprint=pin), "fact",
+                 "roles.vsphere.facts.Inventory", "--json")
+    assert cp.returncode == 0, cp.stderr
 
 
 @pytest.mark.parametrize("problem", ["password", "ca", "thumbprint"])

@@ -7,6 +7,7 @@ from its /etc/network/interfaces, as a Debian VM does.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from lab.context import Lab, run
@@ -21,10 +22,27 @@ def peer_namespace(namespace: str) -> str:
     return f"{namespace}-p"
 
 
+def vm_mac(namespace: str) -> str:
+    """A stable MAC for the VM's NIC, in VMware's range for static MACs (00:50:56:00-3f:…), so a
+    power cycle does not leave peers with a stale ARP entry (a VMware VM keeps its MAC too)."""
+    digest = hashlib.sha1(namespace.encode()).digest()
+    return "00:50:56:" + ":".join(f"{b:02x}" for b in (digest[0] & 0x3F, digest[1], digest[2]))
+
+
+def _set_mac(namespace: str) -> None:
+    mac = vm_mac(namespace)
+    current = run(["ip", "-n", namespace, "-j", "link", "show", "dev", "eth0"]).stdout
+    if mac not in current:
+        run(["ip", "-n", namespace, "link", "set", "eth0", "down"])
+        run(["ip", "-n", namespace, "link", "set", "eth0", "address", mac])
+    run(["ip", "-n", namespace, "link", "set", "eth0", "up"])
+
+
 def attach(lab: Lab, mode: NetworkMode, namespace: str) -> None:
-    """Create `namespace` with an unaddressed, up `eth0` on the chosen network."""
+    """Create `namespace` with an unaddressed, up `eth0` (stable MAC) on the chosen network."""
     if mode == "lab":
         attach_namespace(lab, namespace, [], lab.topology.prefix_len)
+        _set_mac(namespace)
         return
     peer = peer_namespace(namespace)
     _ensure_namespace(namespace)
@@ -38,7 +56,7 @@ def attach(lab: Lab, mode: NetworkMode, namespace: str) -> None:
     if admin.split("/")[0] not in run(["ip", "-n", peer, "-4", "addr", "show", "dev", PEER_INTERFACE]).stdout:
         run(["ip", "-n", peer, "addr", "add", admin, "dev", PEER_INTERFACE])
     run(["ip", "-n", peer, "link", "set", PEER_INTERFACE, "up"])
-    run(["ip", "-n", namespace, "link", "set", "eth0", "up"])
+    _set_mac(namespace)
 
 
 def detach(lab: Lab, mode: NetworkMode, namespace: str) -> None:

@@ -25,7 +25,7 @@ from lab.topology import load_topology
 from lab.vm import instance
 from lab.vm.appliance import write_ovf
 from lab.vm.component import AGENT, BalancerVMComponent, ssh_run
-from lab.vm.netattach import peer_namespace
+from lab.vm.netattach import peer_namespace, vm_mac
 from lab.vm.ssh import known_hosts_file
 from lab.vsphere.build import GOVMOMI
 from lab.vsphere.client import session
@@ -132,7 +132,8 @@ def test_disk_survives_power_cycle_and_stop_leaves_nothing(vm_lab: Lab) -> None:
     assert not cg.exists()
     assert str(instance.paths(lab, host).rootfs) not in Path("/proc/mounts").read_text()
     comp.boot(lab, "lb1")
-    assert ssh_run(lab, host, "cat /root/marker", mode="isolated").stdout == "kept\n"
+    cp = ssh_run(lab, host, "cat /root/marker /sys/class/net/eth0/address", mode="isolated")
+    assert cp.stdout == f"kept\n{vm_mac(host.namespace)}\n"  # the disk and the NIC's MAC are kept
     instance.stop(lab, host, "isolated")
 
 

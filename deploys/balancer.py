@@ -32,9 +32,7 @@ if "balancers" in host.groups:
     wh = wheelhouse.build(wheelhouse.Target(python_version=d.get("balancer_python", "3.11"),
                                             platform=d.get("balancer_platform", "manylinux2014_x86_64")))
 
-    server.group(name="Balancer group", group=render.USER, system=True)
-    server.user(name="Balancer user", user=render.USER, group=render.USER, system=True, home="/nonexistent",
-                shell="/usr/sbin/nologin", create_home=False)
+    balancer.system_user(name=f"System user {render.USER}", user=render.USER)
     files.directory(name="Wheelhouse folder", path=f"{balancer.BASE}/wheelhouse", user="root", group="root",
                     mode="755")
     for wheel in wh.files:

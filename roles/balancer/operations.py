@@ -12,7 +12,7 @@ from pyinfra import host
 from pyinfra.api import operation
 
 from roles.api import show_diff
-from roles.balancer_host.facts import FileText
+from roles.balancer_host.facts import Account, FileText
 from roles.balancer_host.render import same_text, text_lines, write_file
 from roles.errors import OperationInputError
 
@@ -25,6 +25,28 @@ def _path(value: Any, field: str) -> str:
     if not text.startswith("/") or any(c.isspace() for c in text) or ".." in text.split("/"):
         raise OperationInputError(f"expected an absolute path without spaces, got {value!r}", field=field)
     return text
+
+
+@operation()
+def system_user(user: str = "exha-lb") -> Iterator[Any]:
+    """
+    A system user and group of the same name for the balancer: no login, no home.
+
+    + user: the user (and group) name
+
+    Example:
+
+    .. code:: python
+
+        balancer.system_user(user="exha-lb")
+    """
+    if not user or not all(c.isalnum() or c in "-_" for c in user) or user[0] == "-":
+        raise OperationInputError(f"expected a user name, got {user!r}", field="user")
+    if host.get_fact(Account, user=user) is not None:
+        host.noop(f"user {user} exists")
+        return
+    yield (f"getent group {user} >/dev/null || groupadd --system {user}; useradd --system --gid {user} "
+           f"--home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin {user}")
 
 
 @operation()

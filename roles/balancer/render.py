@@ -11,15 +11,26 @@ CONFIG = "/etc/exha-lb/exha-lb.toml"
 VENV = "/opt/exha-lb/venv"
 TOKEN_FILE = "admin.token"  # beside the config; the balancer resolves it relative to the config file
 BIND = "CAP_NET_BIND_SERVICE"
-NFT = ("CAP_NET_ADMIN", "CAP_NET_RAW")
+NFT = "CAP_NET_ADMIN"
+TRANSPARENT = ("CAP_NET_ADMIN", "CAP_NET_RAW")
+#: templates whose services listen on every port of the VIP (an nftables redirect)
+WILDCARD_TEMPLATES = frozenset({"exchange2010-mapi"})
+#: the balancer clears its nftables table at start even with no port-"*" service, so it needs CAP_NET_ADMIN
+#: until it skips nftables when there is nothing to redirect
+LB_ALWAYS_TOUCHES_NFT = True
 
 
-def needs_nft(services: list[Service]) -> bool:
-    """Port-"*" services (nftables redirect) and transparent ones need CAP_NET_ADMIN/CAP_NET_RAW as well."""
-    def wild(s: Service) -> bool:
-        return s.settings.get("ports") == "*" or s.settings.get("transparent") is True
-    from_templates = {"exchange2010-mapi"}  # templates whose ports are "*"
-    return any(wild(s) or (s.template in from_templates and "ports" not in s.settings) for s in services)
+def capabilities(services: list[Service]) -> list[str]:
+    """What the service may do beyond an unprivileged user: bind ports below 1024; CAP_NET_ADMIN for nftables
+    redirects (port-"*" services); CAP_NET_RAW as well for transparent services (IP_TRANSPARENT)."""
+    caps = [BIND]
+    wildcard = any(s.settings.get("ports") == "*" or (s.template in WILDCARD_TEMPLATES and "ports" not in s.settings)
+                   for s in services)
+    if wildcard or LB_ALWAYS_TOUCHES_NFT:
+        caps.append(NFT)
+    if any(s.settings.get("transparent") is True for s in services):
+        caps += [c for c in TRANSPARENT if c not in caps]
+    return caps
 
 
 def config_text(services: list[Service], hostname: str, workers: int = 1, log_level: str = "info",
@@ -29,6 +40,6 @@ def config_text(services: list[Service], hostname: str, workers: int = 1, log_le
 
 
 def unit_text(services: list[Service], stop_timeout: int = 20) -> str:
-    nft = needs_nft(services)
-    return render("exha-lb.service.j2", user=USER, venv=VENV, config=CONFIG, stop_timeout=stop_timeout, nft=nft,
-                  capabilities=[BIND, *NFT] if nft else [BIND])
+    caps = capabilities(services)
+    return render("exha-lb.service.j2", user=USER, venv=VENV, config=CONFIG, stop_timeout=stop_timeout,
+                  nft=NFT in caps, capabilities=caps)

@@ -107,3 +107,27 @@ class RunningHostname(FactBase[Any]):
 
     def process(self, output: list[str]) -> str | None:
         return output[0].strip() or None
+
+
+class Account(FactBase[Any]):
+    """
+    Returns a user's passwd entry fields, or None when there is no such user:
+
+    .. code:: python
+
+        {"user": "exha-lb", "uid": 999, "gid": 999, "home": "/nonexistent", "shell": "/usr/sbin/nologin"}
+    """
+
+    def command(self, user: str) -> str:
+        return f"getent passwd {shlex.quote(user)} || true"
+
+    @staticmethod
+    def default() -> None:
+        return None
+
+    def process(self, output: list[str]) -> dict[str, Any] | None:
+        fields = output[0].split(":") if output and output[0] else []
+        if len(fields) < 7:
+            return None
+        return {"user": fields[0], "uid": int(fields[2]), "gid": int(fields[3]), "home": fields[5],
+                "shell": fields[6]}

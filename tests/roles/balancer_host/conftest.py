@@ -1,0 +1,34 @@
+"""Fixtures for the balancer VM tests: the scratch lab of balancer_lab.py, up for the module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from balancer_lab import PREFIX, BalancerLab, scratch_toml, skip_reason
+
+from lab.components import Loaded, bring_up, leftovers, tear_down
+from lab.context import Lab
+from lab.exchange import ExchangeComponent
+from lab.network import NetworkComponent, lab_namespaces
+from lab.topology import load_topology
+from lab.vm.component import BalancerVMComponent
+from lab.vsphere.component import VSphereComponent
+
+
+@pytest.fixture(scope="module")
+def balancer_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BalancerLab]:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("balancer-lab")
+    (folder / "topology.toml").write_text(scratch_toml())
+    lab = Lab(load_topology(folder / "topology.toml"), state_dir=folder / "state")  # shared image cache
+    components = (NetworkComponent(), ExchangeComponent(), VSphereComponent(), BalancerVMComponent())
+    try:
+        bring_up(lab, Loaded(components, ()))  # type: ignore[arg-type]
+        yield BalancerLab(lab, components, folder)
+    finally:
+        tear_down(lab, Loaded(components, ()))  # type: ignore[arg-type]
+        left = leftovers(lab) + [f"namespace {n}" for n in lab_namespaces(PREFIX)]
+        assert not left, f"the scratch lab left: {left}"

@@ -1,0 +1,221 @@
+"""The balancer VM end to end on a scratch lab (conftest.py): plan before the VM exists, import and power it
+on through vSphere, then deploys/balancer.py moves its address (reconnecting), sets name, resolvers and VIP,
+installs the balancer from the project's wheel and serves Exchange on the VIP. Then: a second apply changes
+nothing, a stopped Exchange server is routed around, a config change reloads without dropping a connection,
+and a config the balancer refuses leaves the old one serving. Tests run in order and share the VM."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from balancer_lab import NET, PREFIX, BalancerLab
+from harness import CliRun, run_pyinfra, write_inventory
+
+from lab.exchange import start_server, stop_server
+from lab.vm.appliance import write_ovf
+from lab.vm.component import ssh_run
+from lab.vsphere.client import session
+from lab.vsphere.importer import find_vm, import_ovf, power
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.filterwarnings(r"ignore:subprocess \d+ is still running:ResourceWarning"),
+    pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
+]
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploys" / "balancer.py"
+VIP = f"{NET}.28"
+FINAL = f"{NET}.27"
+FIRST_BOOT = f"{NET}.200"
+HEALTH = {"interval": 1.0, "timeout": 0.8, "fall": 2, "rise": 2}
+
+
+def services(real_servers: list[Any]) -> list[dict[str, Any]]:
+    return [{"name": "smtp", "template": "exchange2013-smtp", "health": HEALTH, "real_servers": real_servers},
+            {"name": "https", "template": "exchange2013-https", "health": HEALTH, "real_servers": real_servers},
+            {"name": "rpc", "template": "exchange2010-mapi-static", "health": HEALTH, "real_servers": real_servers}]
+
+
+TWO = [f"{NET}.23", f"{NET}.24"]
+
+
+def inventory(bl: BalancerLab, balancer_services: list[dict[str, Any]], vm_address: str = FINAL,
+              bootstrap: bool = True, name: str = "inv") -> Path:
+    creds = bl.lab.credentials()
+    ssh, esxi = creds["ssh-lb1"], creds["esxi1"]
+    data: dict[str, Any] = {
+        "vm_name": f"{PREFIX}lb1", "vm_address": vm_address, "balancer_hostname": "lb1",
+        "balancer_admin_token": "test-token-not-shown", "ssh_user": ssh["user"], "ssh_key": ssh["key_file"],
+        "ssh_known_hosts_file": ssh["known_hosts"], "ssh_strict_host_key_checking": "yes",
+        "esxi_host": esxi["host"], "esxi_port": esxi["port"], "esxi_username": esxi["username"],
+        "esxi_password": esxi["password"], "esxi_ca_file": esxi["ca_file"], "vm_wait_timeout": 120.0,
+        "vip": VIP, "balancer_prefix_len": 8, "balancer_gateway": f"{NET}.1",
+        "balancer_nameservers": [f"{NET}.10", f"{NET}.11"], "balancer_search": ["corp.example"],
+        "balancer_domain": "corp.example", "balancer_services": balancer_services,
+    }
+    if bootstrap:
+        data["vm_bootstrap_address"] = FIRST_BOOT
+    return write_inventory(bl.folder / name, {"balancers": [("@exha-vm/lb1", data)]})
+
+
+def apply(bl: BalancerLab, inv: Path, *args: str) -> CliRun:
+    return run_pyinfra(inv.parent, inv, DEPLOY, "-y", *args, timeout=400)
+
+
+def vm(bl: BalancerLab, command: str) -> str:
+    cp = ssh_run(bl.lab, bl.lab.topology.host("lb1"), "sh", "-c", f"'{command}'")
+    assert cp.returncode == 0, f"{command}: {cp.stderr}"
+    return cp.stdout
+
+
+def banner(port: int, timeout: float = 3.0) -> str:
+    with socket.create_connection((VIP, port), timeout=timeout) as s:
+        return s.recv(200).decode(errors="replace").strip()
+
+
+def changed_ops(run: CliRun) -> list[str]:
+    """Operations that changed something, from `pyinfra --json` results."""
+    data = json.loads(run.stdout[run.stdout.index("{"):])
+    return [op["name"] for op in data["results"]["operations"] if op["success"]]
+
+
+@pytest.fixture(scope="module")
+def imported(balancer_lab: BalancerLab) -> BalancerLab:
+    """The plan before the VM exists, then the VM imported and powered on (the agent boots it)."""
+    bl = balancer_lab
+    inv = inventory(bl, services(TWO), name="dry")
+    dry = run_pyinfra(inv.parent, inv, DEPLOY, "--dry", timeout=120)
+    assert dry.rc == 0, dry.output[-3000:]
+    assert f"VM {PREFIX}lb1 does not exist yet: planning against an empty machine" in dry.output
+    for label in ("Host name lb1", f"eth0 {FINAL}/8", "Resolvers", f"VIPs {VIP}", "Config /etc/exha-lb/exha-lb.toml",
+                  "systemd unit exha-lb.service", "exha-lb running and enabled"):
+        assert label in dry.output, f"{label!r} missing from the plan:\n{dry.output[-3000:]}"
+    assert "test-token-not-shown" not in dry.output
+    creds = bl.lab.credentials()["esxi1"]
+    files = write_ovf(bl.folder / "ovf")
+    with session(creds) as si:
+        import_ovf(si, creds, files.ovf, f"{PREFIX}lb1", properties={"hostname": "lb1"})
+        power(find_vm(si, f"{PREFIX}lb1"), on=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and find_vm(si, f"{PREFIX}lb1").guest.ipAddress != FIRST_BOOT:
+            time.sleep(1)
+        assert find_vm(si, f"{PREFIX}lb1").guest.ipAddress == FIRST_BOOT, "the agent did not report the VM"
+    return bl
+
+
+def test_first_apply_configures_the_vm_and_serves_exchange_on_the_vip(imported: BalancerLab) -> None:
+    bl = imported
+    run = apply(bl, inventory(bl, services(TWO)))
+    assert run.rc == 0, run.output[-4000:]
+    assert f"reconnecting from {FIRST_BOOT} to {FINAL}" in run.output
+    assert "test-token-not-shown" not in run.output
+    assert vm(bl, "hostname").strip() == "lb1"
+    addrs = vm(bl, "ip -4 -o addr show dev eth0")
+    assert f"inet {FINAL}/8" in addrs and f"inet {VIP}/32" in addrs and FIRST_BOOT not in addrs
+    assert f"default via {NET}.1 dev eth0" in vm(bl, "ip -4 route show default")
+    interfaces = vm(bl, "cat /etc/network/interfaces /etc/network/interfaces.d/exha-vips")
+    assert f"address {FINAL}/8" in interfaces and f"gateway {NET}.1" in interfaces
+    assert f"address {VIP}/32" in interfaces
+    resolv = vm(bl, "cat /etc/resolv.conf")
+    assert f"nameserver {NET}.10\nnameserver {NET}.11\n" in resolv and "search corp.example" in resolv
+    assert f"{FINAL}\tlb1.corp.example lb1" in vm(bl, "cat /etc/hosts")
+    assert vm(bl, "stat -c %a:%U /etc/exha-lb/admin.token").strip() == "600:exha-lb"
+    assert vm(bl, "systemctl is-active exha-lb").strip() == "active"
+    assert vm(bl, "ps -o user= -C exha-lb || ps -eo user,args | grep [e]xha-lb").split()[0] == "exha-lb"
+    # the services, through the VIP
+    assert banner(25).startswith("220 EX13-") and "Microsoft ESMTP MAIL Service ready" in banner(25)
+    for port in (135, 60000, 60001):
+        assert banner(port).split()[0] in ("EX13-1", "EX13-2")
+    ctx = ssl.create_default_context(cafile=str(bl.lab.ca.cert))
+    with socket.create_connection((VIP, 443), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="outlook.corp.example") as tls:
+        tls.sendall(b"GET /owa/healthcheck.htm HTTP/1.1\r\nHost: outlook.corp.example\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := tls.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200") and b"200 OK<br/>EX13-" in reply
+
+
+def test_second_apply_changes_nothing_and_connects_to_the_final_address(imported: BalancerLab) -> None:
+    bl = imported
+    run = apply(bl, inventory(bl, services(TWO)), "--json")
+    assert run.rc == 0, run.output[-3000:]
+    assert changed_ops(run) == []
+    assert "reconnecting" not in run.output
+
+
+def test_stopped_exchange_server_gets_no_new_clients(imported: BalancerLab) -> None:
+    bl = imported
+    ex1 = bl.lab.topology.host("ex13-1")
+    stop_server(bl.lab, ex1)
+    try:
+        deadline = time.monotonic() + 15  # health window: 2 failed checks 1 s apart, plus slack
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            seen = [banner(25).split()[1] for _ in range(6)]
+            if set(seen) == {"EX13-2.corp.example"}:
+                break
+            time.sleep(0.5)
+        assert set(seen) == {"EX13-2.corp.example"}, seen
+    finally:
+        start_server(bl.lab, ex1)
+
+
+def test_config_change_reloads_without_dropping_a_connection(imported: BalancerLab) -> None:
+    bl = imported
+    pid = vm(bl, "systemctl show -p MainPID --value exha-lb").strip()
+    with socket.create_connection((VIP, 60000), timeout=5) as held:
+        greeting = held.recv(200).decode()
+        server = greeting.split()[0]
+        third = [{"address": f"{NET}.23", "weight": 2}, f"{NET}.24", f"{NET}.25"]
+        run = apply(bl, inventory(bl, services(third)), "--json")
+        assert run.rc == 0, run.output[-3000:]
+        assert "Reload exha-lb (config changed)" in changed_ops(run)
+        assert "Restart exha-lb (code or unit changed)" not in changed_ops(run)
+        assert vm(bl, "systemctl show -p MainPID --value exha-lb").strip() == pid
+        held.sendall(b"still here\n")
+        assert held.recv(200).decode().startswith(server)
+    assert f'address = "{NET}.25"' in vm(bl, "cat /etc/exha-lb/exha-lb.toml")
+    # least connections over concurrent SMTP sessions reaches the new server once its checks pass (rise 2)
+    deadline = time.monotonic() + 20
+    seen: set[str] = set()
+    while time.monotonic() < deadline and "EX13-3.corp.example" not in seen:
+        held_open = [socket.create_connection((VIP, 25), timeout=3) for _ in range(6)]
+        try:
+            seen |= {(s.recv(200).decode(errors="replace").split() or ["?", "?"])[1] for s in held_open}
+        finally:
+            for s in held_open:
+                s.close()
+        time.sleep(0.5)
+    assert "EX13-3.corp.example" in seen, seen
+
+
+def test_broken_config_is_refused_on_the_host_and_the_old_one_keeps_serving(imported: BalancerLab) -> None:
+    bl = imported
+    before = vm(bl, "sha256sum /etc/exha-lb/exha-lb.toml")
+    broken = [{"address": f"{NET}.23", "weight": 5000}, f"{NET}.24"]
+    run = apply(bl, inventory(bl, services(broken)))
+    assert run.rc != 0
+    assert "real_servers[0].weight: expected an integer 0-1000, got 5000" in run.output
+    assert vm(bl, "sha256sum /etc/exha-lb/exha-lb.toml") == before
+    assert vm(bl, "ls /etc/exha-lb").split() == ["admin.token", "exha-lb.toml"]
+    assert vm(bl, "systemctl is-active exha-lb").strip() == "active"
+    assert banner(25).startswith("220 EX13-")
+
+
+def test_connector_finds_the_vm_through_vsphere(imported: BalancerLab) -> None:
+    """The final address in the inventory does not answer and there is no first-boot address: the connector
+    asks vSphere for the VM's guest IP and connects there (host key still verified)."""
+    bl = imported
+    inv = inventory(bl, services(TWO), vm_address=f"{NET}.25", bootstrap=False, name="via-vsphere")
+    run = run_pyinfra(inv.parent, inv, "fact", "roles.balancer_host.facts.RunningHostname", "--json", timeout=60)
+    assert run.rc == 0, run.output[-2000:]
+    facts = json.loads(run.stdout[run.stdout.index("{"):])
+    assert facts == {"roles.balancer_host.facts.RunningHostname": {"@exha-vm/lb1": "lb1"}}

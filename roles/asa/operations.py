@@ -14,6 +14,7 @@ from roles.api import ApiCall, show_diff
 from roles.asa.config import ObjectState, desired_address, object_lines, same_object
 from roles.asa.facts import NetworkObject
 from roles.errors import OperationInputError
+from roles.winrm.inputs import InputError
 
 
 @operation()
@@ -43,19 +44,16 @@ def network_object(
 
         asa.network_object(name="SMTP to the VIP", object_name="EXCH-SMTP", host="10.0.0.28")
     """
-    if not object_name or any(c.isspace() for c in object_name) or len(object_name) > 64:
-        raise OperationInputError(f"{object_name!r} is not an ASA object name (1-64 characters, no spaces)",
-                                  field="object_name")
+    try:
+        address = _validate(object_name, host, subnet, ip_range, present)
+    except OperationInputError as e:   # as pyinfra's OperationValueError: one line naming this module
+        raise InputError(e.cause, **e.fields) from None
     target = context.host
     fact = target.get_fact(NetworkObject, object_name=object_name)
     running, startup = fact["running"], fact["startup"]
-
     desired: ObjectState | None = None
-    if present:
-        kind, value = desired_address(host, subnet, ip_range)
-        desired = {"kind": kind, "value": value, "nat": list(running["nat"]) if running else []}
-    elif host or subnet or ip_range:
-        raise OperationInputError("an address makes no sense with present=False", field="present")
+    if address is not None:
+        desired = {"kind": address[0], "value": address[1], "nat": list(running["nat"]) if running else []}
 
     lines: list[str]
     if same_object(running, desired):
@@ -74,6 +72,19 @@ def network_object(
               object_lines(object_name, desired))
     yield ApiCall("asa.network_object", object_name=object_name, lines=lines, expect=desired, save=save,
                   backup_dir=backup_dir)
+
+
+def _validate(object_name: str, host: str | None, subnet: str | None, ip_range: str | None,
+              present: bool) -> tuple[str, str] | None:
+    """The (kind, value) to configure, None for removal; bad arguments raise OperationInputError."""
+    if not object_name or any(c.isspace() for c in object_name) or len(object_name) > 64:
+        raise OperationInputError(f"{object_name!r} is not an ASA object name (1-64 characters, no spaces)",
+                                  field="object_name")
+    if present:
+        return desired_address(host, subnet, ip_range)
+    if host or subnet or ip_range:
+        raise OperationInputError("an address makes no sense with present=False", field="present")
+    return None
 
 
 def _diff(target: object, label: str, before: list[str], after: list[str]) -> None:

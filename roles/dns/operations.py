@@ -16,6 +16,7 @@ from roles.api import ApiCall, show_diff
 from roles.dns.facts import ARecord
 from roles.dns.records import (ARecordState, addresses_of, describe, record_fqdn, ttl_of, zone_name)
 from roles.errors import OperationInputError
+from roles.winrm.inputs import InputError
 
 
 @operation()
@@ -43,9 +44,13 @@ def a_record(
         dns.a_record(name="CAS array to the VIP", zone="corp.example", record="outlook",
                      addresses=["10.0.0.28"])
     """
-    z = zone_name(zone)
-    fqdn = record_fqdn(z, record)
-    wanted = addresses_of(addresses)
+    try:
+        z = zone_name(zone)
+        fqdn = record_fqdn(z, record)
+        wanted = addresses_of(addresses)
+        ttl_of(ttl, None)
+    except OperationInputError as e:   # as pyinfra's OperationValueError: one line naming this module
+        raise InputError(e.cause, **e.fields) from None
     current: ARecordState | None = host.get_fact(ARecord, zone=z, record=record)
     desired: ARecordState = {"ttl": ttl_of(ttl, current), "addresses": wanted}
     if current == desired:
@@ -76,12 +81,15 @@ def lower_ttl(
 
         dns.lower_ttl(name="Short TTL before the window", zone="corp.example", record="outlook", ttl=60)
     """
-    z = zone_name(zone)
-    fqdn = record_fqdn(z, record)
-    target_ttl = ttl_of(ttl, None)
+    try:
+        z = zone_name(zone)
+        fqdn = record_fqdn(z, record)
+        target_ttl = ttl_of(ttl, None)
+    except OperationInputError as e:
+        raise InputError(e.cause, **e.fields) from None
     current: ARecordState | None = host.get_fact(ARecord, zone=z, record=record)
     if current is None:
-        raise OperationInputError(f"{fqdn} has no A record to lower the TTL of", field="record")
+        raise InputError(f"{fqdn} has no A record to lower the TTL of", field="record")
     if current["ttl"] <= target_ttl:
         host.noop(f"{fqdn} A ttl already {current['ttl']} (at or below {target_ttl})")
         return

@@ -260,3 +260,14 @@ def test_silent_ssh_port_times_out_in_one_line(asa: Asa) -> None:
     assert [l.strip() for l in run.stderr.splitlines() if "cannot connect" in l] == [
         f"[@exha-asa/asa1] @exha-asa/asa1: cannot connect: {ADDRESS}:{port} unreachable or not answering SSH "
         "within 2s"], run.stderr
+
+
+def test_bad_site_value_is_one_line_and_changes_nothing(asa: Asa) -> None:
+    before = asa.show("show running-config")
+    run = asa.run("-y", vip="10.0.0.300")
+    assert run.rc == 1
+    assert_clean(run)
+    assert run.stderr.strip().splitlines()[-1].endswith(
+        "host: '10.0.0.300' is not a valid IPv4 host: Octet 300 (> 255) not permitted in '10.0.0.300'"), run.stderr
+    assert "roles/asa/operations.py" in run.stderr.strip().splitlines()[-1]
+    assert asa.show("show running-config") == before

@@ -300,3 +300,11 @@ def test_lower_ttl_ahead_of_the_window(bind: Dns) -> None:
     # the repoint then keeps the lowered TTL
     assert bind.run("-y").rc == 0
     assert bind.answer(SECONDARY) == (60, ["10.0.0.28"])
+
+
+def test_bad_site_value_is_one_line_and_changes_nothing(bind: Dns) -> None:
+    run = bind.run("-y", vip="10.0.0.300")
+    assert run.rc == 1 and "Traceback" not in run.output, run.output
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.endswith("addresses: '10.0.0.300' is not an IPv4 address") and "roles/dns/operations.py" in last
+    assert bind.answer(PRIMARY) == (3600, ["10.0.0.23"])

@@ -6,7 +6,9 @@ and never boots them: the lab agent boots the Debian root filesystem when the VM
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +55,15 @@ def _property_xml() -> str:
     )
 
 
-def descriptor(spec: ApplianceSpec, disk_name: str, disk_size: int) -> str:
-    """The OVF 1.0 descriptor text."""
+def _check(spec: ApplianceSpec) -> None:
     if not 1 <= spec.cpus <= 2 or not 1024 <= spec.memory_mb <= 2048:
         raise LabError(f"appliance: cpus must be 1-2 and memory_mb 1024-2048, "
                        f"got {spec.cpus}, {spec.memory_mb}")
+
+
+def descriptor(spec: ApplianceSpec, disk_name: str, disk_size: int) -> str:
+    """The OVF 1.0 descriptor text."""
+    _check(spec)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
           xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
@@ -154,6 +160,7 @@ def _sha256(path: Path) -> str:
 
 def write_ovf(folder: Path, spec: ApplianceSpec = ApplianceSpec()) -> OvfFiles:
     """Write the unpacked package (descriptor, disk, manifest) into `folder`."""
+    _check(spec)
     folder.mkdir(parents=True, exist_ok=True)
     disk = folder / f"{APPLIANCE_NAME}-disk1.vmdk"
     disk.write_bytes(_DISK_MAGIC + bytes(64 * 1024 - len(_DISK_MAGIC)))
@@ -166,6 +173,7 @@ def write_ovf(folder: Path, spec: ApplianceSpec = ApplianceSpec()) -> OvfFiles:
 
 def build_ova(path: Path, spec: ApplianceSpec = ApplianceSpec()) -> Path:
     """Write the appliance as an OVA (a tar with the descriptor first) at `path`; returns `path`."""
+    _check(spec)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(path.name + ".d")
@@ -177,3 +185,22 @@ def build_ova(path: Path, spec: ApplianceSpec = ApplianceSpec()) -> Path:
         member.unlink()
     staging.rmdir()
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lab.vm.appliance OUT.ova [--cpus N] [--memory-mb M]`: write the appliance."""
+    parser = argparse.ArgumentParser(prog="lab.vm.appliance", description="Write the balancer appliance OVA.")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--cpus", type=int, default=ApplianceSpec.cpus)
+    parser.add_argument("--memory-mb", type=int, default=ApplianceSpec.memory_mb)
+    args = parser.parse_args(argv)
+    try:
+        print(build_ova(args.output, ApplianceSpec(cpus=args.cpus, memory_mb=args.memory_mb)))
+    except LabError as e:
+        print(f"lab.vm.appliance: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

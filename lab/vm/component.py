@@ -57,8 +57,10 @@ class BalancerVMComponent:
         client_key(lab)
         for host in self._hosts(lab):
             host_key(lab, host)
-            if f"ssh-{host.name}" not in lab.credentials():
-                lab.set_credentials(f"ssh-{host.name}", ssh_credentials(lab, host, host.address))
+            # A VM that is not running will come up on its first-boot address.
+            running = instance.current_address(host) if instance.is_running(lab, host) else None
+            address = running or host.address
+            lab.set_credentials(f"ssh-{host.name}", ssh_credentials(lab, host, address))
         write_known_hosts(lab, self._hosts(lab))
         if self.agent:
             lab.spawn(AGENT, None, lab.python_argv(

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,9 +142,14 @@ def test_build_ova_is_a_tar_with_descriptor_first(tmp_path: Path) -> None:
     assert not (tmp_path / "a.ova.d").exists()
 
 
-def test_bad_appliance_spec_is_one_line_error(tmp_path: Path) -> None:
+def test_bad_appliance_spec_is_one_line_error_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(LabError, match="cpus must be 1-2"):
-        write_ovf(tmp_path, ApplianceSpec(cpus=8))
+        write_ovf(tmp_path / "ovf", ApplianceSpec(cpus=8))
+    argv = [sys.executable, "-m", "lab.vm.appliance", str(tmp_path / "x.ova"), "--memory-mb", "64"]
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 1
+    assert cp.stderr == "lab.vm.appliance: appliance: cpus must be 1-2 and memory_mb 1024-2048, got 2, 64\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_stop_ends_the_simulator(tmp_path: Path) -> None:

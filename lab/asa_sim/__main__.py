@@ -20,7 +20,9 @@ def _parse(argv: list[str] | None) -> AsaSettings:
     p.add_argument("--username", default="admin")
     p.add_argument("--password", help="login password (or $ASA_SIM_PASSWORD)")
     p.add_argument("--enable-secret", help="enable secret (or $ASA_SIM_ENABLE_SECRET)")
-    p.add_argument("--initial-config", type=Path, help="configuration used when the state has no startup-config")
+    p.add_argument(
+        "--initial-config", type=Path, help="configuration used when the state has no startup-config"
+    )
     a = p.parse_args(argv)
     password = a.password or os.environ.get("ASA_SIM_PASSWORD")
     secret = a.enable_secret or os.environ.get("ASA_SIM_ENABLE_SECRET")
@@ -30,8 +32,16 @@ def _parse(argv: list[str] | None) -> AsaSettings:
         p.error(f"--initial-config: {a.initial_config} is not a readable file")
     if not 0 < a.port < 65536:
         p.error(f"--port: expected 1-65535, got {a.port}")
-    return AsaSettings(listen=a.listen, port=a.port, state=a.state, hostname=a.hostname, username=a.username,
-                       password=password, enable_secret=secret, initial_config=a.initial_config)
+    return AsaSettings(
+        listen=a.listen,
+        port=a.port,
+        state=a.state,
+        hostname=a.hostname,
+        username=a.username,
+        password=password,
+        enable_secret=secret,
+        initial_config=a.initial_config,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     except OSError as e:
-        print(f"asa_sim: cannot listen on {settings.listen}:{settings.port}: {e.strerror or e}", file=sys.stderr)
+        print(
+            f"asa_sim: cannot listen on {settings.listen}:{settings.port}: {e.strerror or e}", file=sys.stderr
+        )
         return 1
     return 0
 

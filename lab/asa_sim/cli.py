@@ -17,8 +17,12 @@ PROMPTS: dict[str, str] = {
     "config-network-object": "(config-network-object)#",
 }
 # `show curpriv` fields per mode.
-PRIVILEGE = {"user": (1, "P_UNPR"), "enable": (15, "P_PRIV"), "config": (15, "P_CONF"),
-             "config-network-object": (15, "P_CONF")}
+PRIVILEGE = {
+    "user": (1, "P_UNPR"),
+    "enable": (15, "P_PRIV"),
+    "config": (15, "P_CONF"),
+    "config-network-object": (15, "P_CONF"),
+}
 
 INVALID_INPUT = "ERROR: % Invalid input detected at '^' marker."
 INCOMPLETE = "ERROR: % Incomplete command"
@@ -31,11 +35,11 @@ ENABLE_ATTEMPTS = 3
 class Reply:
     """What the ASA prints after one line, and how the next line is read."""
 
-    output: str            # text before the next prompt, lines joined by "\n" (may be "")
-    prompt: str            # the next prompt, trailing space included
-    hide_input: bool = False   # next line is a password: do not echo it
-    close: bool = False        # the session ends (exit/logout)
-    saved: bool = False        # startup-config must be written now (write memory)
+    output: str  # text before the next prompt, lines joined by "\n" (may be "")
+    prompt: str  # the next prompt, trailing space included
+    hide_input: bool = False  # next line is a password: do not echo it
+    close: bool = False  # the session ends (exit/logout)
+    saved: bool = False  # startup-config must be written now (write memory)
 
 
 @dataclass
@@ -44,8 +48,8 @@ class Device:
 
     config: AsaConfig
     enable_secret: str
-    save: Callable[[str], None]           # write startup-config text
-    load_startup: Callable[[], str]       # read startup-config text
+    save: Callable[[str], None]  # write startup-config text
+    load_startup: Callable[[], str]  # read startup-config text
     booted_at: float = field(default_factory=time.time)
     last_change: str = ""
 
@@ -88,7 +92,7 @@ class CliSession:
         self.pager_lines = 24
         self.width = 80
         self._enable_tries = 0
-        self._awaiting: str | None = None   # "enable-password" or "copy-source"
+        self._awaiting: str | None = None  # "enable-password" or "copy-source"
 
     # -- prompts ---------------------------------------------------------------------------
     @property
@@ -115,7 +119,7 @@ class CliSession:
             reply = self._object_mode(line, words)
             if reply is not None:
                 return reply
-            self.mode, self.object = "config", None   # not a sub-mode command: the ASA tries global config
+            self.mode, self.object = "config", None  # not a sub-mode command: the ASA tries global config
         if self.mode in ("config", "config-network-object"):
             reply = self._config_mode(line, words)
             if reply is not None:
@@ -143,8 +147,12 @@ class CliSession:
             return self._show(line, words)
         if _matches(w0, "terminal", 4):
             return self._terminal(line, words)
-        if w0 == "no" and len(words) >= 3 and _matches(words[1].lower(), "terminal", 4) \
-                and _matches(words[2].lower(), "pager", 3):
+        if (
+            w0 == "no"
+            and len(words) >= 3
+            and _matches(words[1].lower(), "terminal", 4)
+            and _matches(words[2].lower(), "pager", 3)
+        ):
             self.pager_lines = 0
             return Reply("", self.prompt)
         return None
@@ -167,13 +175,19 @@ class CliSession:
             args = [w.lower() for w in words[1:]]
             noconfirm = bool(args) and args[0] == "/noconfirm"
             args = args[1:] if noconfirm else args
-            if len(args) == 2 and _matches(args[0], "running-config", 3) and _matches(args[1], "startup-config", 3):
+            if (
+                len(args) == 2
+                and _matches(args[0], "running-config", 3)
+                and _matches(args[1], "startup-config", 3)
+            ):
                 if noconfirm:
                     return self._write_memory()
                 self._awaiting = "copy-source"
                 return Reply("", "\nSource filename [running-config]? ")
             bad = 0 if args and not _matches(args[0], "running-config", 3) else 1
-            return Reply(_caret(self.prompt, line, 1 + int(noconfirm) + bad) if args else INCOMPLETE, self.prompt)
+            return Reply(
+                _caret(self.prompt, line, 1 + int(noconfirm) + bad) if args else INCOMPLETE, self.prompt
+            )
         if w0 in ("exit", "logout", "quit") and self.mode == "enable":
             return Reply("\nLogoff\n", "", close=True)
         return None
@@ -255,7 +269,9 @@ class CliSession:
             if args and args[0] in ("v4", "v6"):
                 args = args[1:]
             if len(args) != 1:
-                return Reply(INCOMPLETE if not args else _caret(self.prompt, line, len(words) - 1), self.prompt)
+                return Reply(
+                    INCOMPLETE if not args else _caret(self.prompt, line, len(words) - 1), self.prompt
+                )
             obj.kind, obj.value = "fqdn", " ".join(words[1:])
         elif w0 == "description":
             if len(words) < 2:
@@ -266,8 +282,11 @@ class CliSession:
             if err:
                 return Reply(err, self.prompt)
             obj.nat = " ".join(words[1:])
-        elif w0 == "no" and len(words) >= 2 and words[1].lower() in ("nat", "description", "host", "subnet",
-                                                                      "range", "fqdn"):
+        elif (
+            w0 == "no"
+            and len(words) >= 2
+            and words[1].lower() in ("nat", "description", "host", "subnet", "range", "fqdn")
+        ):
             kw = words[1].lower()
             if kw == "nat":
                 obj.nat = None
@@ -294,8 +313,9 @@ class CliSession:
             if args and args[0].lower() == "lines":
                 args = args[1:]
             if len(args) != 1 or not args[0].isdigit() or int(args[0]) > 2147483647:
-                return Reply(INCOMPLETE if not args else _caret(self.prompt, line, len(words) - len(args)),
-                             self.prompt)
+                return Reply(
+                    INCOMPLETE if not args else _caret(self.prompt, line, len(words) - len(args)), self.prompt
+                )
             self.pager_lines = int(args[0])
             return Reply("", self.prompt)
         if _matches(sub, "width", 1):
@@ -312,8 +332,9 @@ class CliSession:
         if _matches(sub, "curpriv", 3) and len(words) == 2:
             level, mode = PRIVILEGE[self.mode]
             user = self.username if self.mode == "user" else "enable_15"
-            return Reply(f"Username : {user}\nCurrent privilege level : {level}\nCurrent Mode/s : {mode}",
-                         self.prompt)
+            return Reply(
+                f"Username : {user}\nCurrent privilege level : {level}\nCurrent Mode/s : {mode}", self.prompt
+            )
         if _matches(sub, "version", 3) and len(words) == 2:
             return Reply(self._version(), self.prompt)
         if self.mode == "user":
@@ -344,51 +365,63 @@ class CliSession:
         if _matches(a0, "hostname", 4) and len(args) == 1:
             return Reply(f"hostname {cfg.hostname}", self.prompt)
         if _matches(a0, "access-list", 3):
-            lines = [b.header for b in cfg.blocks if not isinstance(b, str) and b.header.startswith("access-list")
-                     and (len(args) == 1 or b.header.split()[1] == args[1])]
+            lines = [
+                b.header
+                for b in cfg.blocks
+                if not isinstance(b, str)
+                and b.header.startswith("access-list")
+                and (len(args) == 1 or b.header.split()[1] == args[1])
+            ]
             return Reply("\n".join(lines), self.prompt)
         return Reply(_caret(self.prompt, line, 2), self.prompt)
 
     def _version(self) -> str:
         d = self.device
         up = _uptime(time.time() - d.booted_at)
-        modified = (f"Configuration last modified by {d.last_change} at "
-                    f"{time.strftime('%H:%M:%S.000 UTC %a %b %d %Y', time.gmtime())}") if d.last_change else \
-            "Configuration has not been modified since last system restart."
-        return "\n".join([
-            "",
-            "Cisco Adaptive Security Appliance Software Version 9.8(4)",
-            "Firepower Extensible Operating System Version 2.2(2.97)",
-            "Device Manager Version 7.8(2)",
-            "",
-            "Compiled on Wed 14-Nov-18 13:28 PST by builders",
-            'System image file is "boot:/asa984-smp-k8.bin"',
-            'Config file at boot was "startup-config"',
-            "",
-            f"{d.config.hostname} up {up}",
-            "",
-            "Hardware:   ASAv, 2048 MB RAM, CPU Xeon E5 series 2300 MHz, 1 CPU (1 core)",
-            "Model Id:   ASAv10",
-            "Internal ATA Compact Flash, 8192MB",
-            "Slot 1: ATA Compact Flash, 8192MB",
-            "BIOS Flash Firmware Hub @ 0x0, 0KB",
-            "",
-            " 0: Ext: GigabitEthernet0/0  : address is 0050.56a1.0001, irq 10",
-            " 1: Ext: GigabitEthernet0/1  : address is 0050.56a1.0002, irq 5",
-            " 2: Ext: Management0/0       : address is 0050.56a1.0003, irq 0",
-            "",
-            "Licensed features for this platform:",
-            "Maximum Physical Interfaces       : 10             perpetual",
-            "Maximum VLANs                     : 50             perpetual",
-            "Inside Hosts                      : Unlimited      perpetual",
-            "Failover                          : Active/Standby perpetual",
-            "",
-            "Serial Number: 9AJKLM3N4PQ",
-            "Image type          : Release",
-            "Key Version         : A",
-            "",
-            modified,
-        ])
+        modified = (
+            (
+                f"Configuration last modified by {d.last_change} at "
+                f"{time.strftime('%H:%M:%S.000 UTC %a %b %d %Y', time.gmtime())}"
+            )
+            if d.last_change
+            else "Configuration has not been modified since last system restart."
+        )
+        return "\n".join(
+            [
+                "",
+                "Cisco Adaptive Security Appliance Software Version 9.8(4)",
+                "Firepower Extensible Operating System Version 2.2(2.97)",
+                "Device Manager Version 7.8(2)",
+                "",
+                "Compiled on Wed 14-Nov-18 13:28 PST by builders",
+                'System image file is "boot:/asa984-smp-k8.bin"',
+                'Config file at boot was "startup-config"',
+                "",
+                f"{d.config.hostname} up {up}",
+                "",
+                "Hardware:   ASAv, 2048 MB RAM, CPU Xeon E5 series 2300 MHz, 1 CPU (1 core)",
+                "Model Id:   ASAv10",
+                "Internal ATA Compact Flash, 8192MB",
+                "Slot 1: ATA Compact Flash, 8192MB",
+                "BIOS Flash Firmware Hub @ 0x0, 0KB",
+                "",
+                " 0: Ext: GigabitEthernet0/0  : address is 0050.56a1.0001, irq 10",
+                " 1: Ext: GigabitEthernet0/1  : address is 0050.56a1.0002, irq 5",
+                " 2: Ext: Management0/0       : address is 0050.56a1.0003, irq 0",
+                "",
+                "Licensed features for this platform:",
+                "Maximum Physical Interfaces       : 10             perpetual",
+                "Maximum VLANs                     : 50             perpetual",
+                "Inside Hosts                      : Unlimited      perpetual",
+                "Failover                          : Active/Standby perpetual",
+                "",
+                "Serial Number: 9AJKLM3N4PQ",
+                "Image type          : Release",
+                "Key Version         : A",
+                "",
+                modified,
+            ]
+        )
 
     def _write_memory(self) -> Reply:
         started = time.monotonic()
@@ -396,10 +429,12 @@ class CliSession:
         self.device.save(text)
         secs = max(time.monotonic() - started, 0.01)
         size = len(text.encode())
-        out = ("Building configuration...\n"
-               f"Cryptochecksum: {self.device.config.checksum()} \n\n"
-               f"{size} bytes copied in {secs:.2f} secs ({size // max(1, int(secs))} bytes/sec)\n"
-               "[OK]")
+        out = (
+            "Building configuration...\n"
+            f"Cryptochecksum: {self.device.config.checksum()} \n\n"
+            f"{size} bytes copied in {secs:.2f} secs ({size // max(1, int(secs))} bytes/sec)\n"
+            "[OK]"
+        )
         return Reply(out, self.prompt, saved=True)
 
     def _enable_password(self, line: str) -> Reply:
@@ -424,6 +459,8 @@ def _check_nat(prompt: str, line: str, words: list[str]) -> str | None:
     if words[2].lower() not in ("static", "dynamic"):
         return _caret(prompt, line, 2)
     target = words[3]
-    if not (valid_ipv4(target) or target == "interface" or target.replace("-", "").replace("_", "").isalnum()):
+    if not (
+        valid_ipv4(target) or target == "interface" or target.replace("-", "").replace("_", "").isalnum()
+    ):
         return _caret(prompt, line, 3)
     return None

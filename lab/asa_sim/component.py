@@ -58,29 +58,54 @@ class AsaComponent:
         for host in _hosts(lab):
             creds = credentials(lab, host)
             lab.set_credentials(host.name, creds)
-            argv = lab.python_argv("lab.asa_sim", "--listen", host.address, "--port", str(SSH_PORT),
-                                   "--state", str(lab.folder(host.name)), "--hostname", host.name,
-                                   "--username", str(creds["username"]),
-                                   "--initial-config", str(initial_config(lab, host)))
-            env = {"ASA_SIM_PASSWORD": str(creds["password"]), "ASA_SIM_ENABLE_SECRET": str(creds["enable_secret"])}
+            argv = lab.python_argv(
+                "lab.asa_sim",
+                "--listen",
+                host.address,
+                "--port",
+                str(SSH_PORT),
+                "--state",
+                str(lab.folder(host.name)),
+                "--hostname",
+                host.name,
+                "--username",
+                str(creds["username"]),
+                "--initial-config",
+                str(initial_config(lab, host)),
+            )
+            env = {
+                "ASA_SIM_PASSWORD": str(creds["password"]),
+                "ASA_SIM_ENABLE_SECRET": str(creds["enable_secret"]),
+            }
             lab.spawn(_daemon(host), host.namespace, argv, env=env, cwd=lab.project_root)
             try:
                 lab.wait_port(host.namespace, host.address, SSH_PORT, timeout=READY_TIMEOUT)
             except LabError:
-                raise LabError(f"{host.name}: the ASA simulator did not come up on {host.address}:{SSH_PORT}; "
-                               f"see {lab.logs / (_daemon(host) + '.log')}") from None
+                raise LabError(
+                    f"{host.name}: the ASA simulator did not come up on {host.address}:{SSH_PORT}; "
+                    f"see {lab.logs / (_daemon(host) + '.log')}"
+                ) from None
 
     def status(self, lab: Lab) -> list[ServiceStatus]:
         out = []
         for host in _hosts(lab):
             running = lab.pid(_daemon(host)) is not None
-            ok = running and Path(f"/run/netns/{host.namespace}").exists() and \
-                tcp_open(host.address, SSH_PORT, namespace=host.namespace)
+            ok = (
+                running
+                and Path(f"/run/netns/{host.namespace}").exists()
+                and tcp_open(host.address, SSH_PORT, namespace=host.namespace)
+            )
             detail = "SSH answers" if ok else ("not started" if not running else "SSH port closed")
-            creds = {k: v for k, v in lab.credentials().get(host.name, {}).items()
-                     if k not in ("password", "enable_secret")}
-            out.append(ServiceStatus(host.name, "asa-ssh", host.address, SSH_PORT,
-                                     "up" if ok else "down", detail, creds))
+            creds = {
+                k: v
+                for k, v in lab.credentials().get(host.name, {}).items()
+                if k not in ("password", "enable_secret")
+            }
+            out.append(
+                ServiceStatus(
+                    host.name, "asa-ssh", host.address, SSH_PORT, "up" if ok else "down", detail, creds
+                )
+            )
         return out
 
     def stop(self, lab: Lab) -> None:

@@ -7,8 +7,8 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
-OBJECTS_MARK = "@objects"   # where object definitions print in the full running-config
-NAT_MARK = "@nat"           # where the object NAT section prints
+OBJECTS_MARK = "@objects"  # where object definitions print in the full running-config
+NAT_MARK = "@nat"  # where the object NAT section prints
 
 ADDRESS_KINDS = ("host", "subnet", "range", "fqdn")
 
@@ -18,10 +18,10 @@ class NetworkObject:
     """One `object network NAME`: its address line, description and object NAT statement."""
 
     name: str
-    kind: str | None = None          # host, subnet, range, fqdn
-    value: str = ""                  # the text after the kind keyword
+    kind: str | None = None  # host, subnet, range, fqdn
+    value: str = ""  # the text after the kind keyword
     description: str | None = None
-    nat: str | None = None           # the text after ` nat `, e.g. "(inside,outside) static 198.51.100.25"
+    nat: str | None = None  # the text after ` nat `, e.g. "(inside,outside) static 198.51.100.25"
 
     def definition_lines(self) -> list[str]:
         lines = [f"object network {self.name}"]
@@ -60,7 +60,7 @@ class AsaConfig:
         """Parse configuration text (as `show running-config` prints it); comments (`:`) are dropped."""
         raw: list[Block] = []
         for line in text.splitlines():
-            if not line.strip() or line.startswith(":") or line.startswith("Cryptochecksum"):
+            if not line.strip() or line.startswith((":", "Cryptochecksum")):
                 continue
             if line.startswith(" ") and raw:
                 raw[-1].children.append(line)
@@ -76,8 +76,11 @@ class AsaConfig:
                 for child in b.children:
                     _apply_object_line(obj, child.strip())
                     has_nat = has_nat or child.strip().startswith("nat ")
-                mark = NAT_MARK if has_nat and not any(c.strip().startswith(ADDRESS_KINDS) for c in b.children) \
+                mark = (
+                    NAT_MARK
+                    if has_nat and not any(c.strip().startswith(ADDRESS_KINDS) for c in b.children)
                     else OBJECTS_MARK
+                )
                 if mark not in blocks:
                     blocks.append(mark)
                 continue
@@ -95,8 +98,11 @@ class AsaConfig:
                 if isinstance(b, Block) and b.header.startswith(prefixes):
                     return i
             return len(self.blocks)
+
         if OBJECTS_MARK not in self.blocks:
-            self.blocks.insert(first_index(("access-list", "pager", "logging", "mtu", "route ")), OBJECTS_MARK)
+            self.blocks.insert(
+                first_index(("access-list", "pager", "logging", "mtu", "route ")), OBJECTS_MARK
+            )
         if NAT_MARK not in self.blocks:
             self.blocks.insert(first_index(("route ", "timeout")), NAT_MARK)
         if self.blocks.index(NAT_MARK) < self.blocks.index(OBJECTS_MARK):
@@ -128,12 +134,18 @@ class AsaConfig:
 
     def checksum(self) -> str:
         """The configuration's MD5 as the ASA prints it: four groups of eight hex digits."""
-        h = hashlib.md5("\n".join(self.body_lines()).encode()).hexdigest()  # noqa: S324 - a checksum, as the ASA's
-        return " ".join(h[i:i + 8] for i in range(0, 32, 8))
+        h = hashlib.md5("\n".join(self.body_lines()).encode()).hexdigest()
+        return " ".join(h[i : i + 8] for i in range(0, 32, 8))
 
     def render(self) -> str:
         """The full configuration text as `show running-config` prints it (`write memory` saves this)."""
-        head = [": Saved", ":", ": Serial Number: 9AJKLM3N4PQ", ": Hardware:   ASAv, 2048 MB RAM, CPU Xeon E5 series 2300 MHz", ":"]
+        head = [
+            ": Saved",
+            ":",
+            ": Serial Number: 9AJKLM3N4PQ",
+            ": Hardware:   ASAv, 2048 MB RAM, CPU Xeon E5 series 2300 MHz",
+            ":",
+        ]
         body = self.body_lines()
         tail = [f"Cryptochecksum:{self.checksum().replace(' ', '')}", ": end"]
         return "\n".join(head + body + tail) + "\n"
@@ -163,8 +175,11 @@ class AsaConfig:
             if isinstance(b, Block):
                 for line in b.lines():
                     words = line.split()
-                    if line != f"object network {name}" and name in words and (
-                            "object" in words or "network-object" in words or line.startswith("nat ")):
+                    if (
+                        line != f"object network {name}"
+                        and name in words
+                        and ("object" in words or "network-object" in words or line.startswith("nat "))
+                    ):
                         refs.append(line)
         return refs
 
@@ -198,8 +213,9 @@ def valid_mask(text: str) -> bool:
     return (inverted & (inverted + 1)) == 0
 
 
-def seed_config(hostname: str, objects: dict[str, str], outside_nat_address: str,
-                inside_address: str = "10.0.0.1") -> str:
+def seed_config(
+    hostname: str, objects: dict[str, str], outside_nat_address: str, inside_address: str = "10.0.0.1"
+) -> str:
     """A small realistic running-config: the seed's network objects, each with a static object NAT to
     `outside_nat_address` (the seed's 1-to-1 NAT of the Exchange server)."""
     lines = [

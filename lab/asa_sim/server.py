@@ -3,7 +3,6 @@ state folder (startup-config, host key) and the JSON-lines log of every line rec
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
 import itertools
@@ -47,7 +46,7 @@ class CommandLog:
         self.path = path
 
     def write(self, **entry: Any) -> None:
-        entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), **entry}
+        entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), **entry}
         with self.path.open("a") as f:
             f.write(json.dumps(entry) + "\n")
 
@@ -70,8 +69,9 @@ def load_device(settings: AsaSettings) -> Device:
         os.replace(tmp, startup)
 
     config = AsaConfig.parse(startup.read_text(), settings.hostname)
-    return Device(config=config, enable_secret=settings.enable_secret, save=save,
-                  load_startup=startup.read_text)
+    return Device(
+        config=config, enable_secret=settings.enable_secret, save=save, load_startup=startup.read_text
+    )
 
 
 def _host_key(state: Path) -> asyncssh.SSHKey:
@@ -102,8 +102,9 @@ class _Auth(asyncssh.SSHServer):
         return True
 
     def validate_password(self, username: str, password: str) -> bool:
-        ok = hmac.compare_digest(username.encode(), self.settings.username.encode()) and \
-            hmac.compare_digest(password.encode(), self.settings.password.encode())
+        ok = hmac.compare_digest(username.encode(), self.settings.username.encode()) and hmac.compare_digest(
+            password.encode(), self.settings.password.encode()
+        )
         self.log.write(event="login", peer=self.peer, user=username, ok=ok)
         return ok
 
@@ -119,10 +120,18 @@ class AsaServer:
 
     async def start(self) -> asyncssh.SSHAcceptor:
         return await asyncssh.create_server(
-            lambda: _Auth(self.settings, self.log), self.settings.listen, self.settings.port,
-            server_host_keys=[_host_key(self.settings.state)], process_factory=self._session,
-            line_editor=False, encoding="utf-8", allow_scp=False, agent_forwarding=False,
-            x11_forwarding=False, keepalive_interval=0)
+            lambda: _Auth(self.settings, self.log),
+            self.settings.listen,
+            self.settings.port,
+            server_host_keys=[_host_key(self.settings.state)],
+            process_factory=self._session,
+            line_editor=False,
+            encoding="utf-8",
+            allow_scp=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            keepalive_interval=0,
+        )
 
     async def _session(self, process: asyncssh.SSHServerProcess[str]) -> None:
         sid = next(self._ids)
@@ -147,8 +156,14 @@ class AsaServer:
                     if ch in "\r\n":
                         process.stdout.write("\r\n")
                         mode = cli.mode
-                        self.log.write(event="command", session=sid, peer=peer, user=user, mode=mode,
-                                       command=HIDDEN if hide else buf)
+                        self.log.write(
+                            event="command",
+                            session=sid,
+                            peer=peer,
+                            user=user,
+                            mode=mode,
+                            command=HIDDEN if hide else buf,
+                        )
                         reply = cli.feed(buf)
                         buf = ""
                         hide = reply.hide_input
@@ -161,7 +176,7 @@ class AsaServer:
                             buf = buf[:-1]
                             if not hide:
                                 process.stdout.write("\b \b")
-                    elif ch == "\x03":   # Ctrl-C: drop the line
+                    elif ch == "\x03":  # Ctrl-C: drop the line
                         buf = ""
                         process.stdout.write("\r\n" + cli.prompt)
                     elif ch >= " " or ch == "\t":
@@ -186,8 +201,12 @@ async def serve(settings: AsaSettings) -> None:
     """Run the simulator until cancelled."""
     server = AsaServer(settings)
     acceptor = await server.start()
-    server.log.write(event="start", listen=settings.listen, port=settings.port, hostname=server.device.config.hostname)
-    print(f"asa_sim: {server.device.config.hostname} listening on {settings.listen}:{settings.port}", flush=True)
+    server.log.write(
+        event="start", listen=settings.listen, port=settings.port, hostname=server.device.config.hostname
+    )
+    print(
+        f"asa_sim: {server.device.config.hostname} listening on {settings.listen}:{settings.port}", flush=True
+    )
     try:
         await acceptor.wait_closed()
     finally:

@@ -28,12 +28,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=("exchange", "dns"), required=True)
     p.add_argument("--server-name", required=True, help="the host's NetBIOS name, e.g. EX13-1 or DC1")
     p.add_argument("--domain", default="corp.example")
-    p.add_argument("--org-state", type=Path, help="Exchange organization state shared by all Exchange servers "
-                                                   "(default: STATE/org.json)")
-    p.add_argument("--exchange-servers", default="", help="comma-separated Exchange server names (CAS array members)")
+    p.add_argument(
+        "--org-state",
+        type=Path,
+        help="Exchange organization state shared by all Exchange servers (default: STATE/org.json)",
+    )
+    p.add_argument(
+        "--exchange-servers", default="", help="comma-separated Exchange server names (CAS array members)"
+    )
     p.add_argument("--cas-array-fqdn", default="outlook.corp.example")
-    p.add_argument("--dns-config", type=Path, help="JSON file with dns_server, dns_port, zone, tsig_name, "
-                                                    "tsig_secret, tsig_algorithm")
+    p.add_argument(
+        "--dns-config",
+        type=Path,
+        help="JSON file with dns_server, dns_port, zone, tsig_name, tsig_secret, tsig_algorithm",
+    )
     p.add_argument("--dns-server", help="DNS server address the DnsServer cmdlets manage")
     p.add_argument("--dns-port", type=int, default=53)
     p.add_argument("--zone")
@@ -54,14 +62,27 @@ def _dns_target(p: argparse.ArgumentParser, a: argparse.Namespace) -> DnsTarget:
     zone = a.zone or conf.get("zone")
     name = a.tsig_name or conf.get("tsig_name")
     secret = a.tsig_secret or os.environ.get("WINRM_SIM_TSIG_SECRET") or conf.get("tsig_secret")
-    missing = [n for n, v in (("--dns-server", server), ("--zone", zone), ("--tsig-name", name),
-                              ("--tsig-secret", secret)) if not v]
+    missing = [
+        n
+        for n, v in (
+            ("--dns-server", server),
+            ("--zone", zone),
+            ("--tsig-name", name),
+            ("--tsig-secret", secret),
+        )
+        if not v
+    ]
     if missing:
         p.error(f"--role dns needs {', '.join(missing)} (or --dns-config)")
-    return DnsTarget(server=str(server), port=int(str(conf.get("dns_port", a.dns_port))), zone=str(zone),
-                     tsig_name=str(name), tsig_secret=str(secret),
-                     tsig_algorithm=str(conf.get("tsig_algorithm", a.tsig_algorithm)),
-                     server_name=a.server_name.upper())
+    return DnsTarget(
+        server=str(server),
+        port=int(str(conf.get("dns_port", a.dns_port))),
+        zone=str(zone),
+        tsig_name=str(name),
+        tsig_secret=str(secret),
+        tsig_algorithm=str(conf.get("tsig_algorithm", a.tsig_algorithm)),
+        server_name=a.server_name.upper(),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,13 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         if path is not None and not path.is_file():
             p.error(f"{flag}: {path} is not a readable file")
     servers_list = tuple(s.strip() for s in a.exchange_servers.split(",") if s.strip())
-    ident = HostIdentity(role=a.role, server_name=a.server_name, domain=a.domain,
-                         exchange_servers=servers_list or (a.server_name,), cas_array_fqdn=a.cas_array_fqdn)
+    ident = HostIdentity(
+        role=a.role,
+        server_name=a.server_name,
+        domain=a.domain,
+        exchange_servers=servers_list or (a.server_name,),
+        cas_array_fqdn=a.cas_array_fqdn,
+    )
     a.state.mkdir(parents=True, exist_ok=True)
     host = Host(ident, JsonStore(a.state / "host.json", initial_host_state(ident)))
     if a.role == "exchange":
         host.org = JsonStore(a.org_state or a.state / "org.json", initial_org_state(ident))
-        host.org.read()   # create it now, so it is there to inspect
+        host.org.read()  # create it now, so it is there to inspect
     else:
         host.dns = _dns_target(p, a)
     host.host.read()
@@ -99,10 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"winrm_sim: {e}", file=sys.stderr)
         return 1
-    log.write(event="start", role=a.role, server=a.server_name, listen=a.listen, http_port=a.http_port,
-              https_port=a.https_port)
-    print(f"winrm_sim: {a.server_name} ({a.role}) listening on {a.listen} http={a.http_port} https={a.https_port}",
-          flush=True)
+    log.write(
+        event="start",
+        role=a.role,
+        server=a.server_name,
+        listen=a.listen,
+        http_port=a.http_port,
+        https_port=a.https_port,
+    )
+    print(
+        f"winrm_sim: {a.server_name} ({a.role}) listening on {a.listen} "
+        f"http={a.http_port} https={a.https_port}",
+        flush=True,
+    )
     try:
         serve_forever(servers)
     except KeyboardInterrupt:

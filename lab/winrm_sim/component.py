@@ -49,14 +49,26 @@ def credentials(lab: Lab, host: LabHost) -> dict[str, object]:
 def _dns_config(lab: Lab, host: LabHost) -> Path:
     dns = lab.credentials().get("dns")
     if not dns:
-        raise LabError(f"{host.name}: the DNS component has not recorded the 'dns' credentials yet; "
-                       "start the lab with `exha lab up` (DNS starts before WinRM)")
+        raise LabError(
+            f"{host.name}: the DNS component has not recorded the 'dns' credentials yet; "
+            "start the lab with `exha lab up` (DNS starts before WinRM)"
+        )
     path = lab.folder(_daemon(host)) / "dns.json"
     path.touch(mode=0o600)
     path.chmod(0o600)
-    path.write_text(json.dumps({"dns_server": dns["primary"], "dns_port": 53, "zone": dns["zone"],
-                                "tsig_name": dns["tsig_name"], "tsig_secret": dns["tsig_secret"],
-                                "tsig_algorithm": dns.get("tsig_algorithm", "hmac-sha256")}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "dns_server": dns["primary"],
+                "dns_port": 53,
+                "zone": dns["zone"],
+                "tsig_name": dns["tsig_name"],
+                "tsig_secret": dns["tsig_secret"],
+                "tsig_algorithm": dns.get("tsig_algorithm", "hmac-sha256"),
+            }
+        )
+        + "\n"
+    )
     return path
 
 
@@ -77,23 +89,54 @@ class WinRMComponent:
             lab.set_credentials(_daemon(host), creds)
             cert = lab.server_cert(host)
             argv = lab.python_argv(
-                "lab.winrm_sim", "--listen", host.address, "--http-port", str(HTTP_PORT),
-                "--https-port", str(HTTPS_PORT), "--cert", str(cert.cert), "--key", str(cert.key),
-                "--state", str(lab.folder(_daemon(host))), "--username", str(creds["username"]),
-                "--role", role, "--server-name", server_name(host), "--domain", lab.topology.domain)
+                "lab.winrm_sim",
+                "--listen",
+                host.address,
+                "--http-port",
+                str(HTTP_PORT),
+                "--https-port",
+                str(HTTPS_PORT),
+                "--cert",
+                str(cert.cert),
+                "--key",
+                str(cert.key),
+                "--state",
+                str(lab.folder(_daemon(host))),
+                "--username",
+                str(creds["username"]),
+                "--role",
+                role,
+                "--server-name",
+                server_name(host),
+                "--domain",
+                lab.topology.domain,
+            )
             if role == "exchange":
-                argv += ["--org-state", str(lab.folder("winrm-org") / "org.json"),
-                         "--exchange-servers", ",".join(exchange), "--cas-array-fqdn", lab.topology.cas_array_fqdn]
+                argv += [
+                    "--org-state",
+                    str(lab.folder("winrm-org") / "org.json"),
+                    "--exchange-servers",
+                    ",".join(exchange),
+                    "--cas-array-fqdn",
+                    lab.topology.cas_array_fqdn,
+                ]
             else:
                 argv += ["--dns-config", str(_dns_config(lab, host))]
-            lab.spawn(_daemon(host), host.namespace, argv, env={"WINRM_SIM_PASSWORD": str(creds["password"])},
-                      cwd=lab.project_root)
+            lab.spawn(
+                _daemon(host),
+                host.namespace,
+                argv,
+                env={"WINRM_SIM_PASSWORD": str(creds["password"])},
+                cwd=lab.project_root,
+            )
             try:
                 for port in (HTTP_PORT, HTTPS_PORT):
                     lab.wait_port(host.namespace, host.address, port, timeout=READY_TIMEOUT)
             except LabError:
-                raise LabError(f"{host.name}: the WinRM simulator did not come up on {host.address}; "
-                               f"see {lab.logs / (_daemon(host) + '.log')}") from None
+                raise LabError(
+                    f"{host.name}: the WinRM simulator did not come up on {host.address}; "
+                    f"see {lab.logs / (_daemon(host) + '.log')}"
+                ) from None
 
     def status(self, lab: Lab) -> list[ServiceStatus]:
         out = []
@@ -104,8 +147,11 @@ class WinRMComponent:
             for service, port in (("winrm-http", HTTP_PORT), ("winrm-https", HTTPS_PORT)):
                 ok = running and netns and tcp_open(host.address, port, namespace=host.namespace)
                 detail = "listening" if ok else ("not started" if not running else "port closed")
-                out.append(ServiceStatus(host.name, service, host.address, port,
-                                         "up" if ok else "down", detail, creds))
+                out.append(
+                    ServiceStatus(
+                        host.name, service, host.address, port, "up" if ok else "down", detail, creds
+                    )
+                )
         return out
 
     def stop(self, lab: Lab) -> None:

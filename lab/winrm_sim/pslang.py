@@ -12,12 +12,39 @@ from typing import Any
 
 from lab.winrm_sim.psvalues import PSIPAddress, PSObject, PSTimeSpan, format_default, get_member, to_text
 
-KEYWORDS = {"if", "else", "elseif", "foreach", "for", "while", "do", "function", "filter", "param", "try",
-            "catch", "finally", "switch", "trap", "begin", "process", "end", "return", "throw", "break",
-            "continue", "class", "enum", "using", "data"}
-NOT_RECOGNIZED = ("The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
-                  "operable program. Check the spelling of the name, or if a path was included, verify that "
-                  "the path is correct and try again.")
+KEYWORDS = {
+    "if",
+    "else",
+    "elseif",
+    "foreach",
+    "for",
+    "while",
+    "do",
+    "function",
+    "filter",
+    "param",
+    "try",
+    "catch",
+    "finally",
+    "switch",
+    "trap",
+    "begin",
+    "process",
+    "end",
+    "return",
+    "throw",
+    "break",
+    "continue",
+    "class",
+    "enum",
+    "using",
+    "data",
+}
+NOT_RECOGNIZED = (
+    "The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
+    "operable program. Check the spelling of the name, or if a path was included, verify that "
+    "the path is correct and try again."
+)
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -32,7 +59,7 @@ class ErrorRecord:
     activity: str = ""
     reason: str = "RuntimeException"
     fqid: str = "RuntimeException"
-    prefix: str = ""            # "Get-Foo : " before the message
+    prefix: str = ""  # "Get-Foo : " before the message
     line: int = 1
     col: int = 1
     length: int = 1
@@ -40,21 +67,30 @@ class ErrorRecord:
 
     def render(self) -> str:
         target = f"{self.target}:{self.target_type}" if self.target or self.target_type else ":"
-        lines = [f"{self.prefix}{self.message}",
-                 f"At line:{self.line} char:{self.col}",
-                 f"+ {self.line_text}",
-                 "+ " + " " * (self.col - 1) + "~" * max(1, self.length),
-                 f"    + CategoryInfo          : {self.category}: ({target}) [{self.activity}], {self.reason}",
-                 f"    + FullyQualifiedErrorId : {self.fqid}",
-                 " "]
+        lines = [
+            f"{self.prefix}{self.message}",
+            f"At line:{self.line} char:{self.col}",
+            f"+ {self.line_text}",
+            "+ " + " " * (self.col - 1) + "~" * max(1, self.length),
+            f"    + CategoryInfo          : {self.category}: ({target}) [{self.activity}], {self.reason}",
+            f"    + FullyQualifiedErrorId : {self.fqid}",
+            " ",
+        ]
         return "\r\n".join(lines) + "\r\n"
 
 
 class PSError(Exception):
     """An error raised while running a command; the engine places it on the error stream."""
 
-    def __init__(self, message: str, category: str = "NotSpecified", reason: str = "RuntimeException",
-                 fqid: str | None = None, target: str = "", target_type: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        category: str = "NotSpecified",
+        reason: str = "RuntimeException",
+        fqid: str | None = None,
+        target: str = "",
+        target_type: str = "",
+    ) -> None:
         super().__init__(message)
         self.message, self.category, self.reason = message, category, reason
         self.fqid = fqid or reason
@@ -65,7 +101,9 @@ class PSPartial(PSError):
     """Some results were produced before an error: they go down the pipeline, the error is reported."""
 
     def __init__(self, values: list[Any], error: PSError) -> None:
-        super().__init__(error.message, error.category, error.reason, error.fqid, error.target, error.target_type)
+        super().__init__(
+            error.message, error.category, error.reason, error.fqid, error.target, error.target_type
+        )
         self.values = values
 
 
@@ -75,20 +113,30 @@ class PSParseError(Exception):
         self.message, self.fqid, self.line, self.col, self.line_text = message, fqid, line, col, line_text
 
     def render(self) -> str:
-        return "\r\n".join([f"At line:{self.line} char:{self.col}", f"+ {self.line_text}",
-                            "+ " + " " * (self.col - 1) + "~", self.message,
-                            "    + CategoryInfo          : ParserError: (:) [], ParentContainsErrorRecordException",
-                            f"    + FullyQualifiedErrorId : {self.fqid}", " "]) + "\r\n"
+        return (
+            "\r\n".join(
+                [
+                    f"At line:{self.line} char:{self.col}",
+                    f"+ {self.line_text}",
+                    "+ " + " " * (self.col - 1) + "~",
+                    self.message,
+                    "    + CategoryInfo          : ParserError: (:) [], ParentContainsErrorRecordException",
+                    f"    + FullyQualifiedErrorId : {self.fqid}",
+                    " ",
+                ]
+            )
+            + "\r\n"
+        )
 
 
 # -- tokens ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Token:
-    kind: str        # var str dstr num param word type op nl
+    kind: str  # var str dstr num param word type op nl
     value: Any
     line: int
-    col: int         # 1-based
-    end: int         # column after the token
+    col: int  # 1-based
+    end: int  # column after the token
     extra: Any = None
 
 
@@ -107,7 +155,7 @@ def tokenize(script: str) -> list[Token]:
             c = text[i]
             col = i + 1
 
-            def tok(kind: str, value: Any, end: int, extra: Any = None) -> None:
+            def tok(kind: str, value: Any, end: int, extra: Any = None, ln: int = ln, col: int = col) -> None:
                 tokens.append(Token(kind, value, ln, col, end + 1, extra))
 
             if c in " \t":
@@ -117,24 +165,34 @@ def tokenize(script: str) -> list[Token]:
             elif c in "|;,()=":
                 tok("op", c, i + 1)
                 i += 1
-            elif c == "@" and text[i + 1:i + 2] == "(":
+            elif c == "@" and text[i + 1 : i + 2] == "(":
                 tok("op", "@(", i + 2)
                 i += 2
-            elif c in "{}" or (c == "@" and text[i + 1:i + 2] == "{"):
-                raise PSParseError(f"Unexpected token '{c}' in expression or statement. (Script blocks and "
-                                   "hash tables are not supported by the lab's WinRM simulator.)",
-                                   "UnexpectedToken", ln, col, text)
-            elif c == ":" and text[i + 1:i + 2] == ":":
+            elif c in "{}" or (c == "@" and text[i + 1 : i + 2] == "{"):
+                raise PSParseError(
+                    f"Unexpected token '{c}' in expression or statement. (Script blocks and "
+                    "hash tables are not supported by the lab's WinRM simulator.)",
+                    "UnexpectedToken",
+                    ln,
+                    col,
+                    text,
+                )
+            elif c == ":" and text[i + 1 : i + 2] == ":":
                 tok("op", "::", i + 2)
                 i += 2
             elif c == "'":
                 j, buf = i + 1, []
                 while True:
                     if j >= len(text):
-                        raise PSParseError("The string is missing the terminator: '.", "TerminatorExpectedAtEndOfString",
-                                           ln, col, text)
+                        raise PSParseError(
+                            "The string is missing the terminator: '.",
+                            "TerminatorExpectedAtEndOfString",
+                            ln,
+                            col,
+                            text,
+                        )
                     if text[j] == "'":
-                        if text[j + 1:j + 2] == "'":
+                        if text[j + 1 : j + 2] == "'":
                             buf.append("'")
                             j += 2
                             continue
@@ -147,14 +205,19 @@ def tokenize(script: str) -> list[Token]:
                 j, buf = i + 1, []
                 while True:
                     if j >= len(text):
-                        raise PSParseError('The string is missing the terminator: ".', "TerminatorExpectedAtEndOfString",
-                                           ln, col, text)
+                        raise PSParseError(
+                            'The string is missing the terminator: ".',
+                            "TerminatorExpectedAtEndOfString",
+                            ln,
+                            col,
+                            text,
+                        )
                     if text[j] == "`" and j + 1 < len(text):
                         buf.append({"n": "\n", "r": "\r", "t": "\t", "0": "\0"}.get(text[j + 1], text[j + 1]))
                         j += 2
                         continue
                     if text[j] == '"':
-                        if text[j + 1:j + 2] == '"':
+                        if text[j + 1 : j + 2] == '"':
                             buf.append('"')
                             j += 2
                             continue
@@ -166,25 +229,36 @@ def tokenize(script: str) -> list[Token]:
             elif c == "$":
                 m = _VAR.match(text, i)
                 if not m:
-                    raise PSParseError("Variable reference is not valid.", "InvalidVariableReference", ln, col, text)
+                    raise PSParseError(
+                        "Variable reference is not valid.", "InvalidVariableReference", ln, col, text
+                    )
                 name = m.group(1).strip("{}")
                 members = [p for p in m.group(2).split(".") if p]
                 tok("var", name, m.end(), (members, bool(m.group(3))))
                 i = m.end()
-            elif c == "[" and (not tokens or tokens[-1].kind in ("op", "nl", "param") or tokens[-1].line != ln
-                               or tokens[-1].end <= col):
+            elif c == "[" and (
+                not tokens
+                or tokens[-1].kind in ("op", "nl", "param")
+                or tokens[-1].line != ln
+                or tokens[-1].end <= col
+            ):
                 j = text.find("]", i)
                 if j < 0:
-                    raise PSParseError("Missing ] at end of type token.", "EndSquareBracketExpectedAtEndOfType",
-                                       ln, col, text)
-                tok("type", text[i + 1:j].strip(), j + 1)
+                    raise PSParseError(
+                        "Missing ] at end of type token.",
+                        "EndSquareBracketExpectedAtEndOfType",
+                        ln,
+                        col,
+                        text,
+                    )
+                tok("type", text[i + 1 : j].strip(), j + 1)
                 i = j + 1
             elif c in "-\u2013" and i + 1 < len(text) and (text[i + 1].isalpha() or text[i + 1] == "_"):
                 j = i + 1
                 while j < len(text) and (text[j].isalnum() or text[j] in "_-"):
                     j += 1
-                name = text[i + 1:j]
-                colon = text[j:j + 1] == ":"
+                name = text[i + 1 : j]
+                colon = text[j : j + 1] == ":"
                 tok("param", name, j, colon)
                 i = j + 1 if colon else j
             else:
@@ -204,7 +278,7 @@ def tokenize(script: str) -> list[Token]:
 # -- syntax tree --------------------------------------------------------------------------------
 @dataclass
 class Expr:
-    kind: str                  # const var array cast static sub
+    kind: str  # const var array cast static sub
     value: Any = None
     items: list[Expr] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
@@ -215,7 +289,7 @@ class Expr:
 
 @dataclass
 class Arg:
-    param: str | None          # None for a positional value
+    param: str | None  # None for a positional value
     value: Expr | None
     token: Token
 
@@ -225,7 +299,7 @@ class Command:
     name: str
     args: list[Arg]
     token: Token
-    end: int                   # column after the last argument
+    end: int  # column after the last argument
 
 
 @dataclass
@@ -235,7 +309,7 @@ class Pipeline:
 
 @dataclass
 class Statement:
-    kind: str                  # pipeline assign exit
+    kind: str  # pipeline assign exit
     pipeline: Pipeline | None = None
     target: Expr | None = None
     exit_code: int = 0
@@ -257,7 +331,9 @@ class Parser:
         return t
 
     def fail(self, t: Token, message: str, fqid: str = "UnexpectedToken") -> PSParseError:
-        return PSParseError(message, fqid, t.line, t.col, self.lines[t.line - 1] if t.line <= len(self.lines) else "")
+        return PSParseError(
+            message, fqid, t.line, t.col, self.lines[t.line - 1] if t.line <= len(self.lines) else ""
+        )
 
     def script(self) -> list[Statement]:
         out: list[Statement] = []
@@ -275,8 +351,11 @@ class Parser:
     def statement(self) -> Statement:
         t = self.peek()
         if t.kind == "word" and t.value.lower() in KEYWORDS:
-            raise self.fail(t, f"Unexpected token '{t.value}': the '{t.value}' statement is not supported by the "
-                               "lab's WinRM simulator.")
+            raise self.fail(
+                t,
+                f"Unexpected token '{t.value}': the '{t.value}' statement is not supported by the "
+                "lab's WinRM simulator.",
+            )
         if t.kind == "word" and t.value.lower() == "exit":
             self.take()
             code = 0
@@ -289,8 +368,12 @@ class Parser:
             if call:
                 raise self.fail(target, "The assignment expression is not valid.", "InvalidLeftHandSide")
             self.take()
-            return Statement("assign", pipeline=self.pipeline(), line=t.line,
-                             target=Expr("var", target.value, members=members, token=target))
+            return Statement(
+                "assign",
+                pipeline=self.pipeline(),
+                line=t.line,
+                target=Expr("var", target.value, members=members, token=target),
+            )
         return Statement("pipeline", pipeline=self.pipeline(), line=t.line)
 
     def pipeline(self) -> Pipeline:
@@ -300,8 +383,11 @@ class Parser:
             if t.kind == "word" and not _NUM.match(str(t.value)):
                 elements.append(self.command())
             elif elements:
-                raise self.fail(t, "Expressions are only allowed as the first element of a pipeline.",
-                                "ExpressionsMustBeFirstInPipeline")
+                raise self.fail(
+                    t,
+                    "Expressions are only allowed as the first element of a pipeline.",
+                    "ExpressionsMustBeFirstInPipeline",
+                )
             elif t.kind == "nl" or (t.kind == "op" and t.value in (";", ")", "|")):
                 raise self.fail(t, "An empty pipe element is not allowed.", "EmptyPipeElement")
             else:
@@ -324,7 +410,7 @@ class Parser:
             if t.kind == "param":
                 self.take()
                 value = None
-                if t.extra:   # -Name:value
+                if t.extra:  # -Name:value
                     value = self.expression(argument=True)
                 args.append(Arg(t.value, value, t))
             else:
@@ -367,7 +453,11 @@ class Parser:
                     self.take()
                     while not (self.peek().kind == "op" and self.peek().value == ")"):
                         if self.peek().kind == "nl":
-                            raise self.fail(self.peek(), "Missing closing ')' in expression.", "MissingEndParenthesisInMethodCall")
+                            raise self.fail(
+                                self.peek(),
+                                "Missing closing ')' in expression.",
+                                "MissingEndParenthesisInMethodCall",
+                            )
                         args.append(self.primary(True))
                         if self.peek().kind == "op" and self.peek().value == ",":
                             self.take()
@@ -381,14 +471,23 @@ class Parser:
             inner = self.pipeline()
             close = self.take()
             if not (close.kind == "op" and close.value == ")"):
-                raise self.fail(close, "Missing closing ')' in expression.", "MissingEndParenthesisInExpression")
+                raise self.fail(
+                    close, "Missing closing ')' in expression.", "MissingEndParenthesisInExpression"
+                )
             sub = Expr("sub", pipeline=inner, token=t, call=t.value == "@(")
             nxt = self.peek()
-            if nxt.kind == "word" and str(nxt.value).startswith(".") and nxt.col == close.end and nxt.line == close.line:
-                self.take()   # (expr).Member.Member
+            if (
+                nxt.kind == "word"
+                and str(nxt.value).startswith(".")
+                and nxt.col == close.end
+                and nxt.line == close.line
+            ):
+                self.take()  # (expr).Member.Member
                 path = str(nxt.value)[1:]
                 call = path.endswith("()")
-                return Expr("member", items=[sub], members=path.removesuffix("()").split("."), call=call, token=t)
+                return Expr(
+                    "member", items=[sub], members=path.removesuffix("()").split("."), call=call, token=t
+                )
             return sub
         raise self.fail(t, f"Unexpected token '{t.value}' in expression or statement.")
 
@@ -415,16 +514,21 @@ class Cmdlet:
     run: Callable[[Context, dict[str, Any], list[Any]], list[Any]]
     namespace: str = "Microsoft.PowerShell.Commands"
     per_object: str | None = None
-    changes: bool = False        # supports -WhatIf/-Confirm
+    changes: bool = False  # supports -WhatIf/-Confirm
 
     @property
     def class_name(self) -> str:
         return f"{self.namespace}.{self.name.replace('-', '')}Command"
 
 
-COMMON = (Param("ErrorAction", aliases=("ea",)), Param("WarningAction", aliases=("wa",)),
-          Param("Verbose", switch=True, aliases=("vb",)), Param("Debug", switch=True, aliases=("db",)),
-          Param("ErrorVariable", aliases=("ev",)), Param("OutVariable", aliases=("ov",)))
+COMMON = (
+    Param("ErrorAction", aliases=("ea",)),
+    Param("WarningAction", aliases=("wa",)),
+    Param("Verbose", switch=True, aliases=("vb",)),
+    Param("Debug", switch=True, aliases=("db",)),
+    Param("ErrorVariable", aliases=("ev",)),
+    Param("OutVariable", aliases=("ov",)),
+)
 RISK = (Param("WhatIf", switch=True, aliases=("wi",)), Param("Confirm", switch=True, aliases=("cf",)))
 
 
@@ -442,8 +546,8 @@ class Context:
     cmdlets: dict[str, Cmdlet]
     variables: dict[str, Any] = field(default_factory=dict)
     stdout: list[str] = field(default_factory=list)
-    stderr: list[tuple[str, str]] = field(default_factory=list)   # (CLIXML stream: "Error"/"warning", text)
-    state: Any = None            # the host's state (exchange or dns), used by cmdlets
+    stderr: list[tuple[str, str]] = field(default_factory=list)  # (CLIXML stream: "Error"/"warning", text)
+    state: Any = None  # the host's state (exchange or dns), used by cmdlets
     statement_failed: bool = False
 
     def __post_init__(self) -> None:
@@ -473,11 +577,24 @@ class Engine:
                     values = self.pipeline(st.pipeline)
                 except _StatementError:
                     values = []
-                except PSError as e:   # an expression failed (a cast, a method call)
+                except PSError as e:  # an expression failed (a cast, a method call)
                     text = self.lines[st.line - 1]
-                    self.report(ErrorRecord(e.message, e.category, e.target, e.target_type, "", e.reason, e.fqid,
-                                            line=st.line, col=1, length=len(text.strip()) or 1, line_text=text),
-                                str(self.ctx.variables.get("erroractionpreference", "Continue")))
+                    self.report(
+                        ErrorRecord(
+                            e.message,
+                            e.category,
+                            e.target,
+                            e.target_type,
+                            "",
+                            e.reason,
+                            e.fqid,
+                            line=st.line,
+                            col=1,
+                            length=len(text.strip()) or 1,
+                            line_text=text,
+                        ),
+                        str(self.ctx.variables.get("erroractionpreference", "Continue")),
+                    )
                     continue
                 if st.kind == "assign":
                     assert st.target is not None
@@ -500,9 +617,20 @@ class Engine:
             raise Terminate(1)
 
     def _record(self, e: PSError, cmd: Command, activity: str) -> ErrorRecord:
-        return ErrorRecord(e.message, e.category, e.target, e.target_type, activity, e.reason, e.fqid,
-                           prefix=f"{cmd.name} : ", line=cmd.token.line, col=cmd.token.col,
-                           length=cmd.end - cmd.token.col, line_text=self.lines[cmd.token.line - 1])
+        return ErrorRecord(
+            e.message,
+            e.category,
+            e.target,
+            e.target_type,
+            activity,
+            e.reason,
+            e.fqid,
+            prefix=f"{cmd.name} : ",
+            line=cmd.token.line,
+            col=cmd.token.col,
+            length=cmd.end - cmd.token.col,
+            line_text=self.lines[cmd.token.line - 1],
+        )
 
     # -- pipelines ------------------------------------------------------------------------------
     def pipeline(self, p: Pipeline) -> list[Any]:
@@ -519,10 +647,20 @@ class Engine:
         spec = self.ctx.cmdlets.get(cmd.name.lower())
         action = str(self.ctx.variables.get("erroractionpreference", "Continue"))
         if spec is None:
-            rec = ErrorRecord(NOT_RECOGNIZED.format(name=cmd.name), "ObjectNotFound", cmd.name, "String", "",
-                              "CommandNotFoundException", "CommandNotFoundException", prefix=f"{cmd.name} : ",
-                              line=cmd.token.line, col=cmd.token.col, length=len(cmd.name),
-                              line_text=self.lines[cmd.token.line - 1])
+            rec = ErrorRecord(
+                NOT_RECOGNIZED.format(name=cmd.name),
+                "ObjectNotFound",
+                cmd.name,
+                "String",
+                "",
+                "CommandNotFoundException",
+                "CommandNotFoundException",
+                prefix=f"{cmd.name} : ",
+                line=cmd.token.line,
+                col=cmd.token.col,
+                length=len(cmd.name),
+                line_text=self.lines[cmd.token.line - 1],
+            )
             self.report(rec, action)
             raise _StatementError()
         try:
@@ -535,7 +673,9 @@ class Engine:
             args.pop(k, None)
         if args.pop("WhatIf", False):
             target = next((to_text(v) for k, v in args.items() if k in ("Identity", "Name", "Path")), "")
-            self.ctx.stdout.append(f'What if: Performing the operation "{spec.name}" on target "{target}".\r\n')
+            self.ctx.stdout.append(
+                f'What if: Performing the operation "{spec.name}" on target "{target}".\r\n'
+            )
             return []
         if spec.per_object and has_input:
             out: list[Any] = []
@@ -550,9 +690,13 @@ class Engine:
             return out
         missing = [p.name for p in spec.params if p.mandatory and p.name not in args]
         if missing:
-            e = PSError(f"Cannot process command because of one or more missing mandatory parameters: "
-                        f"{' '.join(missing)}.", "InvalidArgument", "ParameterBindingException",
-                        f"MissingMandatoryParameter,{spec.class_name}")
+            e = PSError(
+                f"Cannot process command because of one or more missing mandatory parameters: "
+                f"{' '.join(missing)}.",
+                "InvalidArgument",
+                "ParameterBindingException",
+                f"MissingMandatoryParameter,{spec.class_name}",
+            )
             self.report(self._record(e, cmd, spec.name), action)
             raise _StatementError()
         try:
@@ -576,9 +720,13 @@ class Engine:
                 assert a.value is not None
                 free = [p for p in positional if p.name not in bound]
                 if not free:
-                    raise PSError(f"A positional parameter cannot be found that accepts argument "
-                                  f"'{to_text(self.eval(a.value))}'.", "InvalidArgument", "ParameterBindingException",
-                                  f"PositionalParameterNotFound,{spec.class_name}")
+                    raise PSError(
+                        f"A positional parameter cannot be found that accepts argument "
+                        f"'{to_text(self.eval(a.value))}'.",
+                        "InvalidArgument",
+                        "ParameterBindingException",
+                        f"PositionalParameterNotFound,{spec.class_name}",
+                    )
                 bound[free[0].name] = self.eval(a.value)
                 continue
             p = _match_param(params, a.param, spec)
@@ -589,9 +737,13 @@ class Engine:
                 bound[p.name] = self.eval(a.value)
                 continue
             if i >= len(cmd.args) or cmd.args[i].param is not None:
-                raise PSError(f"Missing an argument for parameter '{p.name}'. Specify a parameter of type "
-                              "'System.Object' and try again.", "InvalidArgument", "ParameterBindingException",
-                              f"MissingArgument,{spec.class_name}")
+                raise PSError(
+                    f"Missing an argument for parameter '{p.name}'. Specify a parameter of type "
+                    "'System.Object' and try again.",
+                    "InvalidArgument",
+                    "ParameterBindingException",
+                    f"MissingArgument,{spec.class_name}",
+                )
             value_expr = cmd.args[i].value
             assert value_expr is not None
             bound[p.name] = self.eval(value_expr)
@@ -644,9 +796,13 @@ class Engine:
             return value.clone()
         if method.lower() == "tostring":
             return to_text(value)
-        raise PSError(f"Method invocation failed because [{getattr(value, 'type_name', type(value).__name__)}] "
-                      f"does not contain a method named '{method}'.", "InvalidOperation", "RuntimeException",
-                      "MethodNotFound")
+        raise PSError(
+            f"Method invocation failed because [{getattr(value, 'type_name', type(value).__name__)}] "
+            f"does not contain a method named '{method}'.",
+            "InvalidOperation",
+            "RuntimeException",
+            "MethodNotFound",
+        )
 
     def assign(self, target: Expr, value: Any) -> None:
         name = str(target.value).lower()
@@ -659,11 +815,20 @@ class Engine:
         prop = target.members[-1]
         if not isinstance(obj, PSObject) or not obj.set(prop, value):
             assert target.token is not None
-            rec = ErrorRecord(f"The property '{prop}' cannot be found on this object. Verify that the property "
-                              "exists and can be set.", "InvalidOperation", "", "", "", "RuntimeException",
-                              "PropertyAssignmentException", line=target.token.line, col=target.token.col,
-                              length=target.token.end - target.token.col,
-                              line_text=self.lines[target.token.line - 1])
+            rec = ErrorRecord(
+                f"The property '{prop}' cannot be found on this object. Verify that the property "
+                "exists and can be set.",
+                "InvalidOperation",
+                "",
+                "",
+                "",
+                "RuntimeException",
+                "PropertyAssignmentException",
+                line=target.token.line,
+                col=target.token.col,
+                length=target.token.end - target.token.col,
+                line_text=self.lines[target.token.line - 1],
+            )
             self.report(rec, str(self.ctx.variables.get("erroractionpreference", "Continue")))
 
 
@@ -680,17 +845,37 @@ def _match_param(params: tuple[Param, ...], given: str, spec: Cmdlet) -> Param:
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise PSError(f"Parameter cannot be processed because the parameter name '{given}' is ambiguous. Possible "
-                      f"matches include: {' '.join('-' + p.name for p in matches)}.", "InvalidArgument",
-                      "ParameterBindingException", f"AmbiguousParameter,{spec.class_name}")
-    raise PSError(f"A parameter cannot be found that matches parameter name '{given}'.", "InvalidArgument",
-                  "ParameterBindingException", f"NamedParameterNotFound,{spec.class_name}")
+        raise PSError(
+            f"Parameter cannot be processed because the parameter name '{given}' is ambiguous. Possible "
+            f"matches include: {' '.join('-' + p.name for p in matches)}.",
+            "InvalidArgument",
+            "ParameterBindingException",
+            f"AmbiguousParameter,{spec.class_name}",
+        )
+    raise PSError(
+        f"A parameter cannot be found that matches parameter name '{given}'.",
+        "InvalidArgument",
+        "ParameterBindingException",
+        f"NamedParameterNotFound,{spec.class_name}",
+    )
 
 
-TYPE_ALIASES = {"ipaddress": "ipaddress", "system.net.ipaddress": "ipaddress", "timespan": "timespan",
-                "system.timespan": "timespan", "int": "int", "int32": "int", "system.int32": "int",
-                "string": "string", "system.string": "string", "bool": "bool", "system.boolean": "bool",
-                "array": "array", "object[]": "array", "string[]": "array"}
+TYPE_ALIASES = {
+    "ipaddress": "ipaddress",
+    "system.net.ipaddress": "ipaddress",
+    "timespan": "timespan",
+    "system.timespan": "timespan",
+    "int": "int",
+    "int32": "int",
+    "system.int32": "int",
+    "string": "string",
+    "system.string": "string",
+    "bool": "bool",
+    "system.boolean": "bool",
+    "array": "array",
+    "object[]": "array",
+    "string[]": "array",
+}
 
 
 def cast(type_name: str, value: Any) -> Any:
@@ -703,7 +888,7 @@ def cast(type_name: str, value: Any) -> Any:
             if isinstance(value, PSTimeSpan):
                 return value
             if isinstance(value, int):
-                return PSTimeSpan(value // 10_000_000)   # an integer is ticks, as in .NET
+                return PSTimeSpan(value // 10_000_000)  # an integer is ticks, as in .NET
             return PSTimeSpan.parse(to_text(value))
         if kind == "int":
             return int(value) if not isinstance(value, str) else int(value.strip())
@@ -714,22 +899,35 @@ def cast(type_name: str, value: Any) -> Any:
         if kind == "array":
             return value if isinstance(value, list) else [value]
     except ValueError:
-        raise PSError(f'Cannot convert value "{to_text(value)}" to type "{_full_type(type_name)}". Error: '
-                      f'"{_conversion_reason(kind)}"', "InvalidArgument", "RuntimeException",
-                      "InvalidCastParseTargetInvocation") from None
-    raise PSError(f"Unable to find type [{type_name}].", "InvalidOperation", "RuntimeException", "TypeNotFound",
-                  target=type_name, target_type="TypeName")
+        raise PSError(
+            f'Cannot convert value "{to_text(value)}" to type "{_full_type(type_name)}". Error: '
+            f'"{_conversion_reason(kind)}"',
+            "InvalidArgument",
+            "RuntimeException",
+            "InvalidCastParseTargetInvocation",
+        ) from None
+    raise PSError(
+        f"Unable to find type [{type_name}].",
+        "InvalidOperation",
+        "RuntimeException",
+        "TypeNotFound",
+        target=type_name,
+        target_type="TypeName",
+    )
 
 
 def _full_type(type_name: str) -> str:
     return {"ipaddress": "System.Net.IPAddress", "timespan": "System.TimeSpan", "int": "System.Int32"}.get(
-        TYPE_ALIASES.get(type_name.lower(), ""), type_name)
+        TYPE_ALIASES.get(type_name.lower(), ""), type_name
+    )
 
 
 def _conversion_reason(kind: str | None) -> str:
-    return {"ipaddress": "An invalid IP address was specified.",
-            "timespan": "String was not recognized as a valid TimeSpan.",
-            "int": "Input string was not in a correct format."}.get(kind or "", "Invalid value.")
+    return {
+        "ipaddress": "An invalid IP address was specified.",
+        "timespan": "String was not recognized as a valid TimeSpan.",
+        "int": "Input string was not in a correct format.",
+    }.get(kind or "", "Invalid value.")
 
 
 def static_call(type_name: str, method: str, args: list[Any]) -> Any:
@@ -740,5 +938,10 @@ def static_call(type_name: str, method: str, args: list[Any]) -> Any:
             return PSTimeSpan(int(float(args[0]) * unit))
     if kind == "ipaddress" and method.lower() == "parse" and len(args) == 1:
         return cast("ipaddress", args[0])
-    raise PSError(f"Method invocation failed because [{_full_type(type_name)}] does not contain a method named "
-                  f"'{method}'.", "InvalidOperation", "RuntimeException", "MethodNotFound")
+    raise PSError(
+        f"Method invocation failed because [{_full_type(type_name)}] does not contain a method named "
+        f"'{method}'.",
+        "InvalidOperation",
+        "RuntimeException",
+        "MethodNotFound",
+    )

@@ -15,12 +15,17 @@ from typing import Any
 class PSObject:
     """An object with ordered, case-insensitively named properties and a .NET type name."""
 
-    def __init__(self, props: dict[str, Any], type_name: str = "System.Management.Automation.PSCustomObject",
-                 text: str | None = None, display: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        props: dict[str, Any],
+        type_name: str = "System.Management.Automation.PSCustomObject",
+        text: str | None = None,
+        display: tuple[str, ...] = (),
+    ) -> None:
         self.props = dict(props)
         self.type_name = type_name
         self.text = text
-        self.display = display      # the columns of its table view, when it has one
+        self.display = display  # the columns of its table view, when it has one
 
     def find(self, name: str) -> str | None:
         """The property's real name for `name` in any letter case, or None."""
@@ -46,7 +51,9 @@ class PSObject:
     def __str__(self) -> str:
         if self.text is not None:
             return self.text
-        if self.type_name == "System.Management.Automation.PSCustomObject" or self.type_name.startswith("Selected."):
+        if self.type_name == "System.Management.Automation.PSCustomObject" or self.type_name.startswith(
+            "Selected."
+        ):
             return "@{" + "; ".join(f"{k}={_plain(v)}" for k, v in self.props.items()) + "}"
         return self.type_name
 
@@ -122,9 +129,17 @@ class PSTimeSpan:
     def props(self) -> dict[str, Any]:
         s = self.seconds
         return {
-            "Ticks": s * 10_000_000, "Days": s // 86400, "Hours": s % 86400 // 3600, "Milliseconds": 0,
-            "Minutes": s % 3600 // 60, "Seconds": s % 60, "TotalDays": s / 86400, "TotalHours": s / 3600,
-            "TotalMilliseconds": s * 1000, "TotalMinutes": s / 60, "TotalSeconds": s,
+            "Ticks": s * 10_000_000,
+            "Days": s // 86400,
+            "Hours": s % 86400 // 3600,
+            "Milliseconds": 0,
+            "Minutes": s % 3600 // 60,
+            "Seconds": s % 60,
+            "TotalDays": s / 86400,
+            "TotalHours": s / 3600,
+            "TotalMilliseconds": s * 1000,
+            "TotalMinutes": s / 60,
+            "TotalSeconds": s,
         }
 
     def get(self, name: str) -> Any:
@@ -223,7 +238,13 @@ def _pretty(v: Any, base: int) -> str:
     if isinstance(v, list):
         if not v:
             return "[\r\n\r\n" + " " * base + "]"
-        return "[\r\n" + ",\r\n".join(" " * (base + 4) + _pretty(x, base + 4) for x in v) + "\r\n" + " " * base + "]"
+        return (
+            "[\r\n"
+            + ",\r\n".join(" " * (base + 4) + _pretty(x, base + 4) for x in v)
+            + "\r\n"
+            + " " * base
+            + "]"
+        )
     return _compact(v)
 
 

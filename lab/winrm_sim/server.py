@@ -50,7 +50,7 @@ class CommandLog:
         self.lock = threading.Lock()
 
     def write(self, **entry: Any) -> None:
-        entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), **entry}
+        entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), **entry}
         with self.lock, self.path.open("a") as f:
             f.write(json.dumps(entry) + "\n")
 
@@ -73,7 +73,7 @@ def _handler(app: WinRMApp, scheme: str) -> type[BaseHTTPRequestHandler]:
         server_version = "Microsoft-HTTPAPI/2.0"
         sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _reply(self, status: int, body: bytes = b"", extra: dict[str, str] | None = None) -> None:
@@ -86,10 +86,10 @@ def _handler(app: WinRMApp, scheme: str) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             self._reply(405, extra={"Allow": "POST"})
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             data = self.rfile.read(min(length, MAX_BODY)) if length else b""
             if self.path.split("?")[0].rstrip("/").lower() != "/wsman":
@@ -97,8 +97,13 @@ def _handler(app: WinRMApp, scheme: str) -> type[BaseHTTPRequestHandler]:
                 return
             user = app.creds.check(self.headers.get("Authorization"))
             if user is None:
-                app.log.write(event="auth", peer=self.client_address[0], scheme=scheme, ok=False,
-                              user=_basic_user(self.headers.get("Authorization")))
+                app.log.write(
+                    event="auth",
+                    peer=self.client_address[0],
+                    scheme=scheme,
+                    ok=False,
+                    user=_basic_user(self.headers.get("Authorization")),
+                )
                 self._reply(401, extra={"WWW-Authenticate": 'Basic realm="WSMAN"'})
                 return
             if not data:
@@ -110,10 +115,17 @@ def _handler(app: WinRMApp, scheme: str) -> type[BaseHTTPRequestHandler]:
                 relates = req.message_id
 
                 def on_command(shell_id: str, line: str, result: Result) -> None:
-                    app.log.write(event="command", peer=self.client_address[0], scheme=scheme, user=user,
-                                  shell=shell_id, command=line if result.script is None else line[:80],
-                                  script=result.script, exit_code=result.exit_code,
-                                  stderr=bool(result.stderr))
+                    app.log.write(
+                        event="command",
+                        peer=self.client_address[0],
+                        scheme=scheme,
+                        user=user,
+                        shell=shell_id,
+                        command=line if result.script is None else line[:80],
+                        script=result.script,
+                        exit_code=result.exit_code,
+                        stderr=bool(result.stderr),
+                    )
 
                 body = app.shells.handle(req, on_command)
             except WsmanError as e:
@@ -151,11 +163,17 @@ class _Server(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass   # a client that drops the connection or fails the handshake is not the server's error
+        pass  # a client that drops the connection or fails the handshake is not the server's error
 
 
-def make_servers(app: WinRMApp, listen: str, http_port: int | None, https_port: int | None,
-                 cert: Path | None, key: Path | None) -> list[ThreadingHTTPServer]:
+def make_servers(
+    app: WinRMApp,
+    listen: str,
+    http_port: int | None,
+    https_port: int | None,
+    cert: Path | None,
+    key: Path | None,
+) -> list[ThreadingHTTPServer]:
     """The listeners, bound and ready to serve."""
     servers: list[ThreadingHTTPServer] = []
     if http_port:

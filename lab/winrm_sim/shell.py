@@ -16,7 +16,9 @@ from lab.winrm_sim.pslang import Cmdlet, Context, Engine
 
 CLIXML_HEAD = '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
 CLIXML_TAIL = "</Objs>"
-CMD_NOT_FOUND = "'{name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+CMD_NOT_FOUND = (
+    "'{name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+)
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,14 @@ class Result:
     stdout: bytes
     stderr: bytes
     exit_code: int
-    script: str | None = None       # the decoded PowerShell script, for the log
+    script: str | None = None  # the decoded PowerShell script, for the log
 
 
 def cmdlet_table(role: str) -> dict[str, Cmdlet]:
     """The cmdlets a host of `role` ("exchange" or "dns") has."""
-    table = common_cmdlets() + windows_cmdlets() + (exchange_cmdlets() if role == "exchange" else dns_cmdlets())
+    table = (
+        common_cmdlets() + windows_cmdlets() + (exchange_cmdlets() if role == "exchange" else dns_cmdlets())
+    )
     return {c.name.lower(): c for c in table}
 
 
@@ -58,15 +62,28 @@ def _powershell_script(args: list[str]) -> str | None:
             flag = a[1:]
             if flag in ("e", "ec", "en", "enc") or (len(flag) >= 3 and "encodedcommand".startswith(flag)):
                 if i + 1 >= len(args):
-                    raise ValueError("Cannot process the command because -EncodedCommand requires an argument.")
+                    raise ValueError(
+                        "Cannot process the command because -EncodedCommand requires an argument."
+                    )
                 try:
                     return base64.b64decode(args[i + 1], validate=True).decode("utf-16-le")
                 except (binascii.Error, UnicodeDecodeError):
-                    raise ValueError("Cannot process the command because the value specified with -EncodedCommand "
-                                     "is not properly encoded. The value must be Base64 encoded.") from None
+                    raise ValueError(
+                        "Cannot process the command because the value specified with -EncodedCommand "
+                        "is not properly encoded. The value must be Base64 encoded."
+                    ) from None
             if flag in ("command", "c"):
-                return " ".join(args[i + 1:])
-            if flag in ("executionpolicy", "ep", "outputformat", "of", "inputformat", "if", "windowstyle", "file"):
+                return " ".join(args[i + 1 :])
+            if flag in (
+                "executionpolicy",
+                "ep",
+                "outputformat",
+                "of",
+                "inputformat",
+                "if",
+                "windowstyle",
+                "file",
+            ):
                 i += 2
                 continue
             i += 1
@@ -99,6 +116,6 @@ def run_command_line(host: Host, command: str, arguments: list[str], username: s
         netbios = host.ident.domain.split(".")[0]
         return Result(f"{netbios}\\{username}\r\n".lower().encode(), b"", 0)
     if name == "echo":
-        text = line[len(words[0]):].strip()
+        text = line[len(words[0]) :].strip()
         return Result(f"{text}\r\n".encode() if text else b"ECHO is on.\r\n", b"", 0)
     return Result(b"", CMD_NOT_FOUND.format(name=words[0]).encode(), 9009)

@@ -39,8 +39,8 @@ SERVICES = {
 class HostIdentity:
     """Who the simulated host is."""
 
-    role: str                       # "exchange" or "dns"
-    server_name: str                # EX13-1, DC1
+    role: str  # "exchange" or "dns"
+    server_name: str  # EX13-1, DC1
     domain: str = "corp.example"
     exchange_servers: tuple[str, ...] = ()
     cas_array_fqdn: str = "outlook.corp.example"
@@ -61,7 +61,11 @@ class JsonStore:
         with open(self.path.with_suffix(".lock"), "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                doc = json.loads(self.path.read_text()) if self.path.exists() else json.loads(json.dumps(self.initial))
+                doc = (
+                    json.loads(self.path.read_text())
+                    if self.path.exists()
+                    else json.loads(json.dumps(self.initial))
+                )
                 yield doc
                 tmp = self.path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -79,9 +83,17 @@ def initial_host_state(ident: HostIdentity) -> dict[str, Any]:
     registry: dict[str, dict[str, Any]] = {}
     if ident.role == "exchange":
         registry = {RPC_KEY: {}, AB_KEY: {}}
-    services = {name: {"DisplayName": display, "Status": "Running", "StartType": "Automatic", "Restarts": 0,
-                       "LastStart": None, "Effective": {}}
-                for name, display in SERVICES.get(ident.role, [])}
+    services = {
+        name: {
+            "DisplayName": display,
+            "Status": "Running",
+            "StartType": "Automatic",
+            "Restarts": 0,
+            "LastStart": None,
+            "Effective": {},
+        }
+        for name, display in SERVICES.get(ident.role, [])
+    }
     return {"server_name": ident.server_name, "registry": registry, "services": services}
 
 
@@ -91,9 +103,12 @@ def initial_org_state(ident: HostIdentity) -> dict[str, Any]:
     servers = list(ident.exchange_servers or (ident.server_name,))
     label = ident.cas_array_fqdn.split(".")[0]
     return {
-        "client_access_arrays": [{"Name": label, "Fqdn": ident.cas_array_fqdn, "Site": ident.site,
-                                  "Members": servers}],
-        "mailbox_databases": [{"Name": f"DB{n:02d}", "Server": s, "RpcClientAccessServer": f"{s}.{ident.domain}"}
-                              for n, s in enumerate(servers, start=1)],
+        "client_access_arrays": [
+            {"Name": label, "Fqdn": ident.cas_array_fqdn, "Site": ident.site, "Members": servers}
+        ],
+        "mailbox_databases": [
+            {"Name": f"DB{n:02d}", "Server": s, "RpcClientAccessServer": f"{s}.{ident.domain}"}
+            for n, s in enumerate(servers, start=1)
+        ],
         "domain": ident.domain,
     }

@@ -30,8 +30,10 @@ ACTION_RECEIVE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receiv
 ACTION_SIGNAL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal"
 ACTION_SEND = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
 STATE_DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
-FAULT_SHELL_NOT_FOUND = 2150858843   # "The request for the Windows Remote Shell with ShellId ... failed because the
-                                     # shell was not found on the server."
+FAULT_SHELL_NOT_FOUND = (
+    2150858843  # "The request for the Windows Remote Shell with ShellId ... failed because the
+)
+# shell was not found on the server."
 FAULT_BAD_ACTION = 2150858891
 
 
@@ -62,7 +64,9 @@ def parse_request(data: bytes) -> Request:
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:
-        raise WsmanError(2150858817, "w:InvalidMessageInformationHeader", f"The request is not valid XML: {e}") from None
+        raise WsmanError(
+            2150858817, "w:InvalidMessageInformationHeader", f"The request is not valid XML: {e}"
+        ) from None
     header = root.find("s:Header", NS)
     body = root.find("s:Body", NS)
     if header is None:
@@ -81,18 +85,22 @@ def parse_request(data: bytes) -> Request:
 
 def _envelope(action: str, relates_to: str, body: str) -> bytes:
     ns = " ".join(f'xmlns:{k}="{v}"' for k, v in NS.items() if k != "p")
-    header = (f"<s:Header><a:Action>{escape(action)}</a:Action><a:MessageID>uuid:{uuid.uuid4()}</a:MessageID>"
-              "<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
-              f"<a:RelatesTo>{escape(relates_to)}</a:RelatesTo></s:Header>")
+    header = (
+        f"<s:Header><a:Action>{escape(action)}</a:Action><a:MessageID>uuid:{uuid.uuid4()}</a:MessageID>"
+        "<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>"
+        f"<a:RelatesTo>{escape(relates_to)}</a:RelatesTo></s:Header>"
+    )
     return f'<s:Envelope xml:lang="en-US" {ns}>{header}<s:Body>{body}</s:Body></s:Envelope>'.encode()
 
 
 def fault(err: WsmanError, relates_to: str = "") -> bytes:
-    body = ('<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode>'
-            f"<s:Value>{escape(err.subcode)}</s:Value></s:Subcode></s:Code>"
-            f'<s:Reason><s:Text xml:lang="en-US">{escape(err.reason)}</s:Text></s:Reason>'
-            f'<s:Detail><f:WSManFault Code="{err.code}" Machine="localhost">'
-            f"<f:Message>{escape(err.reason)}</f:Message></f:WSManFault></s:Detail></s:Fault>")
+    body = (
+        "<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode>"
+        f"<s:Value>{escape(err.subcode)}</s:Value></s:Subcode></s:Code>"
+        f'<s:Reason><s:Text xml:lang="en-US">{escape(err.reason)}</s:Text></s:Reason>'
+        f'<s:Detail><f:WSManFault Code="{err.code}" Machine="localhost">'
+        f"<f:Message>{escape(err.reason)}</f:Message></f:WSManFault></s:Detail></s:Fault>"
+    )
     return _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, body)
 
 
@@ -109,26 +117,33 @@ class ShellService:
         with self.lock:
             shell = self.shells.get(req.shell_id or "")
         if shell is None:
-            raise WsmanError(FAULT_SHELL_NOT_FOUND, "w:InvalidSelectors",
-                             f"The request for the Windows Remote Shell with ShellId {req.shell_id} failed because "
-                             "the shell was not found on the server. Possible causes are: the specified ShellId is "
-                             "incorrect or the shell no longer exists on the server. Provide the correct ShellId or "
-                             "create a new shell and retry the operation.")
+            raise WsmanError(
+                FAULT_SHELL_NOT_FOUND,
+                "w:InvalidSelectors",
+                f"The request for the Windows Remote Shell with ShellId {req.shell_id} failed because "
+                "the shell was not found on the server. Possible causes are: the specified ShellId is "
+                "incorrect or the shell no longer exists on the server. Provide the correct ShellId or "
+                "create a new shell and retry the operation.",
+            )
         return shell
 
     def handle(self, req: Request, on_command: Callable[[str, str, Result], None]) -> bytes:
-        """The response envelope for `req`; `on_command(shell_id, command_line, result)` is called per command."""
+        """The response envelope for `req`; `on_command(shell_id, command_line, result)` is called
+        for each command run."""
         if req.action == ACTION_CREATE:
             shell_id = str(uuid.uuid4()).upper()
             with self.lock:
                 self.shells[shell_id] = Shell(shell_id)
-            body = (f"<x:ResourceCreated><a:Address>{escape(self.address)}</a:Address><a:ReferenceParameters>"
-                    f"<w:ResourceURI>{SHELL_URI}</w:ResourceURI><w:SelectorSet>"
-                    f'<w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
-                    f"</x:ResourceCreated><rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId>"
-                    "<rsp:ResourceUri>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd</rsp:ResourceUri>"
-                    "<rsp:InputStreams>stdin</rsp:InputStreams><rsp:OutputStreams>stdout stderr</rsp:OutputStreams>"
-                    "</rsp:Shell>")
+            body = (
+                f"<x:ResourceCreated><a:Address>{escape(self.address)}</a:Address><a:ReferenceParameters>"
+                f"<w:ResourceURI>{SHELL_URI}</w:ResourceURI><w:SelectorSet>"
+                f'<w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
+                f"</x:ResourceCreated><rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId>"
+                f"<rsp:ResourceUri>{SHELL_URI}</rsp:ResourceUri>"
+                "<rsp:InputStreams>stdin</rsp:InputStreams>"
+                "<rsp:OutputStreams>stdout stderr</rsp:OutputStreams>"
+                "</rsp:Shell>"
+            )
             return _envelope(ACTION_CREATE + "Response", req.message_id, body)
         if req.action == ACTION_COMMAND:
             shell = self._shell(req)
@@ -155,10 +170,13 @@ class ShellService:
             streams = ""
             for name, data in (("stdout", result.stdout), ("stderr", result.stderr)):
                 if data:
-                    streams += f'<rsp:Stream Name="{name}" CommandId={cid}>{base64.b64encode(data).decode()}</rsp:Stream>'
+                    encoded = base64.b64encode(data).decode()
+                    streams += f'<rsp:Stream Name="{name}" CommandId={cid}>{encoded}</rsp:Stream>'
                 streams += f'<rsp:Stream Name="{name}" CommandId={cid} End="true"></rsp:Stream>'
-            body = (f"<rsp:ReceiveResponse>{streams}<rsp:CommandState CommandId={cid} State=\"{STATE_DONE}\">"
-                    f"<rsp:ExitCode>{result.exit_code}</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>")
+            body = (
+                f'<rsp:ReceiveResponse>{streams}<rsp:CommandState CommandId={cid} State="{STATE_DONE}">'
+                f"<rsp:ExitCode>{result.exit_code}</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>"
+            )
             return _envelope(ACTION_RECEIVE + "Response", req.message_id, body)
         if req.action == ACTION_SIGNAL:
             shell = self._shell(req)
@@ -175,5 +193,8 @@ class ShellService:
             with self.lock:
                 self.shells.pop(shell.shell_id, None)
             return _envelope(ACTION_DELETE + "Response", req.message_id, "")
-        raise WsmanError(FAULT_BAD_ACTION, "a:ActionNotSupported",
-                         f"The action {req.action} is not supported by the service.")
+        raise WsmanError(
+            FAULT_BAD_ACTION,
+            "a:ActionNotSupported",
+            f"The action {req.action} is not supported by the service.",
+        )

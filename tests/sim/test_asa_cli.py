@@ -15,54 +15,83 @@ def _session(mode: str = "user") -> CliSession:
     cfg = AsaConfig.parse(seed_config("asa1", {"EXCH-SMTP": "10.0.0.23"}, "198.51.100.25"), "asa1")
     dev = Device(config=cfg, enable_secret=SECRET, save=saved.append, load_startup=lambda: "".join(saved))
     s = CliSession(dev, "admin")
-    path = {"user": [], "enable": ["enable", SECRET], "config": ["enable", SECRET, "configure terminal"],
-            "config-network-object": ["enable", SECRET, "configure terminal", "object network EXCH-SMTP"]}
+    path = {
+        "user": [],
+        "enable": ["enable", SECRET],
+        "config": ["enable", SECRET, "configure terminal"],
+        "config-network-object": ["enable", SECRET, "configure terminal", "object network EXCH-SMTP"],
+    }
     for line in path[mode]:
         s.feed(line)
     assert s.mode == mode
     return s
 
 
-@pytest.mark.parametrize(("mode", "prompt"), [
-    pytest.param("user", "asa1> ", id="user-exec"),
-    pytest.param("enable", "asa1# ", id="privileged"),
-    pytest.param("config", "asa1(config)# ", id="global-config"),
-    pytest.param("config-network-object", "asa1(config-network-object)# ", id="network-object"),
-])
+@pytest.mark.parametrize(
+    ("mode", "prompt"),
+    [
+        pytest.param("user", "asa1> ", id="user-exec"),
+        pytest.param("enable", "asa1# ", id="privileged"),
+        pytest.param("config", "asa1(config)# ", id="global-config"),
+        pytest.param("config-network-object", "asa1(config-network-object)# ", id="network-object"),
+    ],
+)
 def test_prompt_per_mode(mode: str, prompt: str) -> None:
     assert _session(mode).prompt == prompt
 
 
-@pytest.mark.parametrize(("mode", "line", "next_mode"), [
-    pytest.param("user", "enable", "user", id="enable-asks-password-first"),
-    pytest.param("enable", "configure terminal", "config", id="conf-t"),
-    pytest.param("enable", "conf t", "config", id="conf-t-abbreviated"),
-    pytest.param("enable", "disable", "user", id="disable"),
-    pytest.param("config", "end", "enable", id="end"),
-    pytest.param("config", "exit", "enable", id="exit-config"),
-    pytest.param("config", "object network NEW", "config-network-object", id="object-creates"),
-    pytest.param("config-network-object", "exit", "config", id="exit-object"),
-    pytest.param("config-network-object", "end", "enable", id="end-object"),
-    pytest.param("config-network-object", "object network OTHER", "config-network-object", id="object-to-object"),
-])
+@pytest.mark.parametrize(
+    ("mode", "line", "next_mode"),
+    [
+        pytest.param("user", "enable", "user", id="enable-asks-password-first"),
+        pytest.param("enable", "configure terminal", "config", id="conf-t"),
+        pytest.param("enable", "conf t", "config", id="conf-t-abbreviated"),
+        pytest.param("enable", "disable", "user", id="disable"),
+        pytest.param("config", "end", "enable", id="end"),
+        pytest.param("config", "exit", "enable", id="exit-config"),
+        pytest.param("config", "object network NEW", "config-network-object", id="object-creates"),
+        pytest.param("config-network-object", "exit", "config", id="exit-object"),
+        pytest.param("config-network-object", "end", "enable", id="end-object"),
+        pytest.param(
+            "config-network-object", "object network OTHER", "config-network-object", id="object-to-object"
+        ),
+    ],
+)
 def test_mode_transitions(mode: str, line: str, next_mode: str) -> None:
     s = _session(mode)
     s.feed(line)
     assert s.mode == next_mode
 
 
-@pytest.mark.parametrize(("mode", "line", "bad_word", "error"), [
-    pytest.param("enable", "shw version", "shw", INVALID_INPUT, id="unknown-command"),
-    pytest.param("user", "show running-config", "running-config", INVALID_INPUT, id="show-run-needs-enable"),
-    pytest.param("enable", "show running-config objekt", "objekt", INVALID_INPUT, id="bad-show-run-arg"),
-    pytest.param("config-network-object", "host 10.0.0.300", "10.0.0.300", INVALID_INPUT, id="bad-host-address"),
-    pytest.param("config-network-object", "subnet 10.0.0.0 255.0.255.0", "255.0.255.0", INVALID_INPUT,
-                 id="bad-mask"),
-    pytest.param("config-network-object", "nat (inside,outside) statik 1.2.3.4", "statik", INVALID_INPUT,
-                 id="bad-nat"),
-    pytest.param("config", "object network", None, INCOMPLETE, id="object-needs-name"),
-    pytest.param("enable", "terminal pager", None, INCOMPLETE, id="pager-needs-lines"),
-])
+@pytest.mark.parametrize(
+    ("mode", "line", "bad_word", "error"),
+    [
+        pytest.param("enable", "shw version", "shw", INVALID_INPUT, id="unknown-command"),
+        pytest.param(
+            "user", "show running-config", "running-config", INVALID_INPUT, id="show-run-needs-enable"
+        ),
+        pytest.param("enable", "show running-config objekt", "objekt", INVALID_INPUT, id="bad-show-run-arg"),
+        pytest.param(
+            "config-network-object", "host 10.0.0.300", "10.0.0.300", INVALID_INPUT, id="bad-host-address"
+        ),
+        pytest.param(
+            "config-network-object",
+            "subnet 10.0.0.0 255.0.255.0",
+            "255.0.255.0",
+            INVALID_INPUT,
+            id="bad-mask",
+        ),
+        pytest.param(
+            "config-network-object",
+            "nat (inside,outside) statik 1.2.3.4",
+            "statik",
+            INVALID_INPUT,
+            id="bad-nat",
+        ),
+        pytest.param("config", "object network", None, INCOMPLETE, id="object-needs-name"),
+        pytest.param("enable", "terminal pager", None, INCOMPLETE, id="pager-needs-lines"),
+    ],
+)
 def test_errors(mode: str, line: str, bad_word: str | None, error: str) -> None:
     s = _session(mode)
     out = s.feed(line).output.splitlines()
@@ -81,14 +110,20 @@ def test_enable_password_three_tries() -> None:
     assert (r.output, s.mode, r.prompt) == ("Access denied.", "user", "asa1> ")
 
 
-@pytest.mark.parametrize(("lines", "shown"), [
-    pytest.param(["host 10.0.0.28"], [" host 10.0.0.28"], id="host"),
-    pytest.param(["subnet 10.1.0.0 255.255.0.0"], [" subnet 10.1.0.0 255.255.0.0"], id="subnet"),
-    pytest.param(["range 10.0.0.5 10.0.0.9"], [" range 10.0.0.5 10.0.0.9"], id="range"),
-    pytest.param(["fqdn v4 mail.corp.example"], [" fqdn v4 mail.corp.example"], id="fqdn"),
-    pytest.param(["host 10.0.0.28", "description Exchange VIP"], [" host 10.0.0.28", " description Exchange VIP"],
-                 id="description"),
-])
+@pytest.mark.parametrize(
+    ("lines", "shown"),
+    [
+        pytest.param(["host 10.0.0.28"], [" host 10.0.0.28"], id="host"),
+        pytest.param(["subnet 10.1.0.0 255.255.0.0"], [" subnet 10.1.0.0 255.255.0.0"], id="subnet"),
+        pytest.param(["range 10.0.0.5 10.0.0.9"], [" range 10.0.0.5 10.0.0.9"], id="range"),
+        pytest.param(["fqdn v4 mail.corp.example"], [" fqdn v4 mail.corp.example"], id="fqdn"),
+        pytest.param(
+            ["host 10.0.0.28", "description Exchange VIP"],
+            [" host 10.0.0.28", " description Exchange VIP"],
+            id="description",
+        ),
+    ],
+)
 def test_object_lines(lines: list[str], shown: list[str]) -> None:
     s = _session("config-network-object")
     for line in lines:

@@ -22,16 +22,30 @@ def test_login_reads_the_seed_objects(asa: AsaHandle) -> None:
         out = conn.send_command("show running-config object network")
         nat = conn.send_command("show running-config nat")
         curpriv = conn.send_command("show curpriv")
-    assert out.splitlines() == ["object network EXCH-SMTP", " host 10.0.0.23",
-                                "object network EXCH-HTTPS", " host 10.0.0.23"]
-    assert nat.splitlines() == ["object network EXCH-SMTP", " nat (inside,outside) static 198.51.100.25",
-                                "object network EXCH-HTTPS", " nat (inside,outside) static 198.51.100.25"]
+    assert out.splitlines() == [
+        "object network EXCH-SMTP",
+        " host 10.0.0.23",
+        "object network EXCH-HTTPS",
+        " host 10.0.0.23",
+    ]
+    assert nat.splitlines() == [
+        "object network EXCH-SMTP",
+        " nat (inside,outside) static 198.51.100.25",
+        "object network EXCH-HTTPS",
+        " nat (inside,outside) static 198.51.100.25",
+    ]
     assert "Current privilege level : 15" in curpriv
     sent = _commands(asa)
     # netmiko's cisco_asa session preparation, in order, as the simulator received it
     prep = [c for c in sent if c]
-    assert prep[:6] == ["show curpriv", "enable", "********", "terminal pager 0", "configure terminal",
-                        "terminal width 511"]
+    assert prep[:6] == [
+        "show curpriv",
+        "enable",
+        "********",
+        "terminal pager 0",
+        "configure terminal",
+        "terminal width 511",
+    ]
     assert asa.secret not in (asa.state / "commands.jsonl").read_text()
 
 
@@ -77,7 +91,9 @@ def test_bad_command_gives_the_asa_error(asa: AsaHandle) -> None:
 def test_object_in_use_is_not_deleted(asa: AsaHandle) -> None:
     with ConnectHandler(**asa.netmiko_args()) as conn:
         out = conn.send_config_set(["no object network EXCH-SMTP"])
-        conn.send_config_set(["object network SPARE", "host 10.9.9.9", "nat (inside,outside) static 198.51.100.9"])
+        conn.send_config_set(
+            ["object network SPARE", "host 10.9.9.9", "nat (inside,outside) static 198.51.100.9"]
+        )
         conn.send_config_set(["no object network SPARE"])
         left = conn.send_command("show running-config object")
         nat = conn.send_command("show running-config nat")

@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, routes)"),
     pytest.mark.filterwarnings(r"ignore:subprocess \d+ is still running:ResourceWarning"),
 ]
-PREFIX, NET = "exhs-", "10.79.0"
+PREFIX, NET = "exhs-", "10.86.0"  # a range no other scratch lab uses
 STACK = Loaded((NetworkComponent(), DnsComponent(), AsaComponent(), WinRMComponent()), ())
 
 
@@ -49,28 +49,52 @@ def test_simulators_as_lab_services(scratch: Lab) -> None:
     assert len(statuses) == 1 + 2 * 3 and all(s.state == "up" for s in statuses), statuses
     creds = lab.credentials()
     asa, dc1 = creds["asa1"], creds["winrm-dc1"]
-    assert asa["host"] == f"{NET}.1" and dc1["scheme"] == "https" and {"winrm-ex13-1", "winrm-ex13-2"} <= set(creds)
+    assert (
+        asa["host"] == f"{NET}.1"
+        and dc1["scheme"] == "https"
+        and {"winrm-ex13-1", "winrm-ex13-2"} <= set(creds)
+    )
 
-    with ConnectHandler(device_type="cisco_asa", host=asa["host"], port=asa["port"], username=asa["username"],
-                        password=asa["password"], secret=asa["enable_secret"], fast_cli=True) as conn:
+    with ConnectHandler(
+        device_type="cisco_asa",
+        host=asa["host"],
+        port=asa["port"],
+        username=asa["username"],
+        password=asa["password"],
+        secret=asa["enable_secret"],
+        fast_cli=True,
+    ) as conn:
         objects = conn.send_command("show running-config object network")
         nat = conn.send_command("show running-config nat")
-    assert objects.splitlines() == ["object network EXCH-SMTP", f" host {NET}.23",
-                                    "object network EXCH-HTTPS", f" host {NET}.23"]
+    assert objects.splitlines() == [
+        "object network EXCH-SMTP",
+        f" host {NET}.23",
+        "object network EXCH-HTTPS",
+        f" host {NET}.23",
+    ]
     assert " nat (inside,outside) static 198.51.100.25" in nat.splitlines()
 
-    s = winrm.Session(f"https://{dc1['host']}:{dc1['port']}/wsman", auth=(dc1["username"], dc1["password"]),
-                      transport="basic", server_cert_validation="validate", ca_trust_path=dc1["ca_file"])
-    r = s.run_ps("Add-DnsServerResourceRecordA -ZoneName corp.example -Name exha-sim-test -IPv4Address "
-                 f"{NET}.28")
+    s = winrm.Session(
+        f"https://{dc1['host']}:{dc1['port']}/wsman",
+        auth=(dc1["username"], dc1["password"]),
+        transport="basic",
+        server_cert_validation="validate",
+        ca_trust_path=dc1["ca_file"],
+    )
+    r = s.run_ps(
+        f"Add-DnsServerResourceRecordA -ZoneName corp.example -Name exha-sim-test -IPv4Address {NET}.28"
+    )
     assert r.status_code == 0, r.std_err
     q = dns.message.make_query("exha-sim-test.corp.example", "A")
     answer = dns.query.udp(q, creds["dns"]["primary"], timeout=3)
     assert [rd.address for rrset in answer.answer for rd in rrset] == [f"{NET}.28"]
 
     ex = creds["winrm-ex13-2"]
-    s2 = winrm.Session(f"http://{ex['host']}:{ex['http_port']}/wsman", auth=(ex["username"], ex["password"]),
-                       transport="basic")
+    s2 = winrm.Session(
+        f"http://{ex['host']}:{ex['http_port']}/wsman",
+        auth=(ex["username"], ex["password"]),
+        transport="basic",
+    )
     arr = json.loads(s2.run_ps("Get-ClientAccessArray | ConvertTo-Json").std_out)
     assert arr["Members"] == ["EX13-1", "EX13-2"] and arr["Fqdn"] == "outlook.corp.example"
 

@@ -189,19 +189,29 @@ def _probe(session: Session | None) -> None:
         session.protocol.close_shell(session.protocol.open_shell())
 
 
+_MARKERS = ("certificate verify failed", "hostname mismatch", "connection refused", "timed out",
+            "no route to host", "name or service not known", "wrong version number", "connection reset")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps (cause, context, urllib3 `reason`, exceptions in args)."""
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+    return seen
+
+
 def _reason(exc: BaseException) -> str:
-    """The innermost cause of a requests error, in a few words."""
-    inner: BaseException = exc
-    while True:
-        nxt = inner.__cause__ or inner.__context__
-        if nxt is None and inner.args and isinstance(inner.args[0], BaseException):
-            nxt = inner.args[0]
-        if nxt is None or nxt is inner:
-            break
-        inner = nxt
-    text = str(getattr(inner, "reason", None) or inner)
-    for marker in ("certificate verify failed", "Connection refused", "timed out", "No route to host",
-                   "Name or service not known", "wrong version number"):
+    """The cause of a requests error in a few words."""
+    chain = _causes(exc)
+    text = " | ".join(str(e) for e in chain).lower()
+    for marker in _MARKERS:
         if marker in text:
-            return marker
-    return text.splitlines()[0][:120] if text else type(inner).__name__
+            return marker.capitalize() if marker.startswith("connection") else marker
+    last = str(chain[-1]).splitlines()[0] if str(chain[-1]) else type(chain[-1]).__name__
+    return last[:120]

@@ -35,6 +35,7 @@ class WinRMPeer:
     ca_file: Path
     state: Path
     peer: Peer
+    http_port: int | None = None
 
     def host_data(self, **over: Any) -> dict[str, Any]:
         data: dict[str, Any] = {"winrm_host": self.address, "winrm_port": self.port, "winrm_scheme": "https",
@@ -72,23 +73,26 @@ class WinRMPeer:
 
 
 def start_winrm(tmp_path: Path, peers: list[Peer], name: str, address: str, role: str,
-                extra: list[str] | None = None, env: dict[str, str] | None = None) -> WinRMPeer:
-    """`python -m lab.winrm_sim` for `name`, HTTPS only, certificate from a CA made for this test."""
+                extra: list[str] | None = None, env: dict[str, str] | None = None,
+                http: bool = False) -> WinRMPeer:
+    """`python -m lab.winrm_sim` for `name`: HTTPS with a certificate from a CA made for this test, and
+    plain HTTP too if `http`."""
     from lab.pki import ensure_ca, issue_cert
 
     pki = tmp_path / "pki"
     ca = ensure_ca(pki)
     cert = issue_cert(ca, pki, name, [f"{name}.corp.example"], [address])
     port = free_port(address)
+    http_port = free_port(address) if http else 0
     state = tmp_path / name
     password = secrets.token_urlsafe(12)
-    argv = [sys.executable, "-m", "lab.winrm_sim", "--listen", address, "--http-port", "0",
+    argv = [sys.executable, "-m", "lab.winrm_sim", "--listen", address, "--http-port", str(http_port),
             "--https-port", str(port), "--cert", str(cert.cert), "--key", str(cert.key), "--state", str(state),
             "--username", "Administrator", "--role", role, "--server-name", name.upper(), *(extra or [])]
     peer = Peer(f"winrm-{name}", argv, address, port, tmp_path / f"{name}.log",
                 {"WINRM_SIM_PASSWORD": password, **(env or {})})
     peers.append(peer.start())
-    return WinRMPeer(name, address, port, "Administrator", password, ca.cert, state, peer)
+    return WinRMPeer(name, address, port, "Administrator", password, ca.cert, state, peer, http_port or None)
 
 
 # -- BIND 9 ----------------------------------------------------------------------------------------

@@ -106,17 +106,18 @@ def _client_context(vs: VirtualService) -> ssl.SSLContext:
 class Upstream(asyncio.Protocol):
     """The server side of one proxied connection."""
 
-    __slots__ = ("s", "head", "rewrite")
+    __slots__ = ("s", "b", "head", "rewrite")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, backend: Backend) -> None:
         self.s = session
+        self.b = backend
         self.head = b""
         self.rewrite = session.insert_cookie is not None
 
     def data_received(self, data: bytes) -> None:
         s = self.s
         s.last = s.loop.time()
-        s.backend.bytes_out += len(data)  # type: ignore[union-attr]
+        self.b.bytes_out += len(data)
         if self.rewrite:
             data = self._rewrite(data)
             if not data:
@@ -244,6 +245,12 @@ class Session(asyncio.Protocol):
                 self._close()
                 return
             port = service.target_port(b, self.dst_port)
+            if service.cookie_name and cookie != b.cookie:
+                secure = b"; Secure" if service.server_ssl else b""
+                self.insert_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() +
+                                      b"; Path=/; HttpOnly" + secure + b"\r\n")
+            else:
+                self.insert_cookie = None
             try:
                 async with asyncio.timeout(service.connect_timeout):
                     if service.vs.transparent:
@@ -254,11 +261,11 @@ class Session(asyncio.Protocol):
                             sock.close()
                             raise
                         tr, _ = await self.loop.create_connection(
-                            lambda: Upstream(self), sock=sock, ssl=service.client_ssl,
+                            lambda: Upstream(self, b), sock=sock, ssl=service.client_ssl,
                             server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
                     else:
                         tr, _ = await self.loop.create_connection(
-                            lambda: Upstream(self), b.address, port, ssl=service.client_ssl,
+                            lambda: Upstream(self, b), b.address, port, ssl=service.client_ssl,
                             server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 if self.listener.table.mark_passive_down(b.slot):
@@ -270,17 +277,10 @@ class Session(asyncio.Protocol):
             if self.closed:
                 tr.close()
                 return
-            self._attach(b, tr, cookie)  # type: ignore[arg-type]
+            self._attach(b, tr)  # type: ignore[arg-type]
             return
 
-    def _attach(self, b: Backend, tr: asyncio.Transport, cookie: str | None) -> None:
-        service = self.service
-        if service.cookie_name and cookie != b.cookie:
-            secure = b"; Secure" if service.server_ssl else b""
-            self.insert_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() +
-                                  b"; Path=/; HttpOnly" + secure + b"\r\n")
-            proto = tr.get_protocol()
-            proto.rewrite = True  # type: ignore[attr-defined]
+    def _attach(self, b: Backend, tr: asyncio.Transport) -> None:
         tr.set_write_buffer_limits(HIGH_WATER)
         self.transport.set_write_buffer_limits(HIGH_WATER)
         self.upstream = tr

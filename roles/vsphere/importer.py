@@ -251,17 +251,20 @@ class Importer:
     def run(self, req: ImportRequest, snap: snapshot.Snapshot, pkg: ovf.OvfPackage) -> ImportResult:
         targets = resolve(self.si, snap, req, self.host)
         self.folders_in_use = _folders_in_use(snap, exclude=req.vm_name)
-        owner = folder_owner(snapshot.virtual_machines(snap, None), req.vm_name, targets.datastore_name)
+        vms = snapshot.virtual_machines(snap, req.datacenter)
+        owner = folder_owner(vms, req.vm_name, targets.datastore_name)
         if owner:
             raise self._fail(folder_taken(req.vm_name, targets.datastore_name, owner))
         warnings: list[str] = []
-        existing = snapshot.virtual_machines(snap, None).get(req.vm_name)
+        existing = vms.get(req.vm_name)
         replaced = False
         if existing is not None:
             if existing["import_complete"]:
                 raise self._fail(f"VM {req.vm_name!r} already exists; not importing a duplicate")
             vm_row = next(r for r in snap.values()
-                          if snapshot.kind(r["ref"]) == "VirtualMachine" and r["name"] == req.vm_name)
+                          if snapshot.kind(r["ref"]) == "VirtualMachine" and r["name"] == req.vm_name
+                          and (req.datacenter is None
+                               or snapshot.datacenter_of(snap, r["ref"]) == req.datacenter))
             self.log(f"VM {req.vm_name} was left half-imported by an interrupted run; replacing it")
             self._destroy(managed(self.si, vm_row["ref"]))
             replaced = True

@@ -13,11 +13,9 @@ from pyinfra.context import ctx_state
 from roles.api import ApiCall, show_diff
 from roles.vsphere import ovf
 from roles.vsphere.facts import Inventory, VirtualMachines
-from roles.vsphere.importer import folder_owner, folder_taken
+from roles.vsphere.importer import folder_owner, folder_taken, property_values
 
 POWERED_ON = "poweredOn"
-#: the appliance settings the lab's balancer OVF declares as vApp properties
-PROPERTY_KEYS = ("hostname", "ip0", "netmask0", "gateway", "dns")
 
 
 def _first_pass() -> bool:
@@ -147,7 +145,7 @@ def vm_from_ovf(
 
         vsphere.vm_from_ovf(
             name="Balancer VM",
-            vm_name="exha-lb1", ovf_path="/var/cache/exha-lab/vm/exha-lb.ova",
+            vm_name="exha-lb1", ovf_path="/var/cache/exha-lab/vm/exha-balancer.ova",
             datastore="LocalDS_0", network="VM Network",
             properties={"hostname": "lb1", "ip0": "10.0.0.27"},
         )
@@ -164,6 +162,11 @@ def vm_from_ovf(
     if errors:
         yield from _refuse(f"{label}: cannot place VM {vm_name}: {'; '.join(errors)}")
         return
+
+    _, undeclared = property_values(pkg, props)
+    if undeclared and _first_pass():
+        host.log(f"{pkg.path} declares no vApp propert{'y' if len(undeclared) == 1 else 'ies'} "
+                 f"{', '.join(sorted(undeclared))}: not set", logger.warning)
 
     vms = host.get_fact(VirtualMachines)
     current = vms.get(vm_name)

@@ -350,3 +350,23 @@ def test_files_of_a_renamed_vm_are_never_deleted(sim: Sim) -> None:
     assert vms_named(sim.creds, "exha-ren") == []
     [(_, power, *_rest)] = vms_named(sim.creds, "exha-renamed")
     assert power == "poweredOn"
+
+
+def test_powered_off_vm_dry_run_reports_power_on_then_apply_fixes_it(sim: Sim) -> None:
+    inv = sim.inventory("exha-off", balancer_wait_for_ip=False)
+    cp, _ = apply(inv)
+    assert cp.returncode == 0, cp.stderr
+    with session(sim.creds) as si:
+        vm = next(v for v in all_vms(si) if v.name == "exha-off")
+        vm.PowerOffVM_Task()
+        deadline = time.monotonic() + 10
+        while vm.runtime.powerState != "poweredOff" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    dry = pyinfra(inv, str(DEPLOY), "--dry", "--diff")
+    assert dry.returncode == 0, dry.stderr
+    assert "Will change VM exha-off power" in dry.stderr and "- poweredOff" in dry.stderr
+    assert "+ poweredOn" in dry.stderr and "Will change VM exha-off\n" not in dry.stderr
+    assert vms_named(sim.creds, "exha-off")[0][1] == "poweredOff"
+    cp, out = apply(inv)
+    assert totals(out)["success"] == 1
+    assert vms_named(sim.creds, "exha-off")[0][1] == "poweredOn"

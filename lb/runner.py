@@ -113,13 +113,14 @@ class Runner:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
-        if self.children:
-            loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        watcher = loop.create_task(self._watch_children()) if self.children else None
         log.event(log.runner, logging.INFO, "started", config=self.path, pid=os.getpid(),
                   workers=self.config.workers, services=len(self.config.virtual_services),
                   admin=self.config.admin.listen)
         await stop.wait()
         self.stopping = True
+        if watcher is not None:
+            watcher.cancel()
         log.event(log.runner, logging.INFO, "stopping", signal="TERM", open=self._open())
         self._signal_children(signal.SIGTERM)
         await self._shutdown(self.config.stop_timeout)
@@ -188,7 +189,7 @@ class Runner:
             return
         code = 1
         try:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             asyncio.events._set_running_loop(None)  # forked from inside the supervisor's running loop
             asyncio.set_event_loop_policy(None)
@@ -225,6 +226,12 @@ class Runner:
         dp.close_listeners()
         await dp.drain(self.config.stop_timeout)
         return 0
+
+    async def _watch_children(self) -> None:
+        """Reap and respawn workers (uvloop keeps SIGCHLD for itself, so poll)."""
+        while True:
+            await asyncio.sleep(0.2)
+            self._reap()
 
     def _signal_children(self, sig: int) -> None:
         for pid in list(self.children):

@@ -171,7 +171,7 @@ def balancer(spawn: Callable[..., Proc], tmp_path: Path) -> Callable[..., Balanc
         port = free_port()
         admin = f'[admin]\naddress = "127.0.0.1"\nport = {port}\n' + (f'token = "{token}"\n' if token else "")
         cfg = tmp_path / "lb.toml"
-        cfg.write_text(admin + text)
+        cfg.write_text(text + "\n" + admin)
         proc = spawn((prefix or []) + [sys.executable, "-m", "lb", "run", "--config", str(cfg)], "balancer")
         b = Balancer(proc, cfg, f"127.0.0.1:{port}", token)
         deadline = time.monotonic() + 10

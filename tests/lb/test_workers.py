@@ -1,0 +1,77 @@
+"""Several worker processes (SO_REUSEPORT) sharing health state, counters and source-IP persistence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from typing import Callable
+
+from tests.lb.conftest import Balancer, Net, Proc, http_get
+
+
+def _config(net: Net, extra: str = "") -> str:
+    return f"""
+workers = 2
+[[virtual_services]]
+name = "web"
+vip = "{net.vip}"
+port = 8001
+scheduler = "round_robin"
+{extra}
+[virtual_services.health]
+kind = "tcp"
+interval = 0.5
+[[virtual_services.real_servers]]
+address = "{net.host(23)}"
+[[virtual_services.real_servers]]
+address = "{net.host(24)}"
+"""
+
+
+def _worker_pids(lb: Balancer) -> list[int]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == lb.proc.popen.pid:
+                        out.append(int(pid))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def test_workers_share_state_and_persistence(net: Net, backend: Callable[..., Proc],
+                                             balancer: Callable[..., Balancer]) -> None:
+    backend("http", "A", net.host(23), 8001)
+    b = backend("http", "B", net.host(24), 8001)
+    lb = balancer(_config(net, '[virtual_services.persistence]\nkind = "source_ip"\ntimeout = 600'))
+    assert len(_worker_pids(lb)) == 2
+    # many connections from one client land on different workers (SO_REUSEPORT hashes the source port),
+    # yet every one reaches the same server: the persistence table is shared
+    for client in (net.host(50), net.host(51), net.host(52), net.host(53)):
+        assert len({http_get(net.vip, 8001, source=client)[1]["x-server"] for _ in range(12)}) == 1
+    spread = Counter(http_get(net.vip, 8001, source=net.host(60 + i))[1]["x-server"] for i in range(20))
+    assert set(spread) == {"A", "B"}
+    time.sleep(0.4)  # workers publish counters every 0.25 s
+    st = lb.state()
+    assert sum(s["connections_total"] for s in st["services"][0]["servers"]) == 4 * 12 + 20
+    b.kill()
+    lb.wait(lambda: lb.server("web", net.host(24))["state"] == "down", 5, "B down")
+    assert {http_get(net.vip, 8001, source=net.host(70 + i))[1]["x-server"] for i in range(10)} == {"A"}
+
+
+def test_worker_respawn_and_stop(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
+    backend("http", "A", net.host(23), 8001)
+    backend("http", "B", net.host(24), 8001)
+    lb = balancer(_config(net))
+    first = _worker_pids(lb)
+    os.kill(first[0], signal.SIGKILL)
+    lb.wait(lambda: len(_worker_pids(lb)) == 2 and first[0] not in _worker_pids(lb), 5, "respawn")
+    assert lb.log_events("worker_exited")
+    assert {http_get(net.vip, 8001)[1]["x-server"] for _ in range(8)} == {"A", "B"}
+    lb.proc.popen.send_signal(signal.SIGTERM)
+    assert lb.proc.popen.wait(15) == 0
+    assert _worker_pids(lb) == []

@@ -29,7 +29,8 @@ STRICT = "$ErrorActionPreference = 'Stop'"
 
 
 def relative_name(zone: str, record: str) -> str:
-    """The record's name relative to the (validated) zone, "@" for the apex, as the DnsServer cmdlets take it."""
+    """The record's name relative to the (validated) zone, "@" for the apex (as the DnsServer cmdlets
+    take it)."""
     fqdn = record_fqdn(zone, record)
     return "@" if fqdn == zone else fqdn.removesuffix("." + zone)
 

@@ -55,7 +55,8 @@ winrm_data_meta: dict[str, DataMeta] = {
 def _short(script: str) -> str:
     """A script's first working line (after any preference settings), trimmed, to name it in errors."""
     lines = [ln.strip() for ln in script.strip().splitlines() if ln.strip()]
-    first = next((ln for ln in lines if not ln.startswith("$ErrorActionPreference")), lines[0] if lines else "")
+    working = [ln for ln in lines if not ln.startswith("$ErrorActionPreference")]
+    first = (working or lines or [""])[0]
     return first if len(first) <= 100 else first[:97] + "..."
 
 

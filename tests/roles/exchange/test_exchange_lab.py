@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.lab]
 
 REPO = Path(__file__).resolve().parents[3]
 RPC = r"HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeRPC\ParametersSystem"
+JSON = " | ConvertTo-Json -Compress"
 AB = r"HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeAB\Parameters"
 
 
@@ -42,10 +43,11 @@ def _ps(creds: dict[str, Any], script: str) -> Any:
 
 
 def _state(creds: dict[str, Any]) -> tuple[Any, ...]:
-    dbs = _ps(creds, "Get-MailboxDatabase | Select-Object Name,RpcClientAccessServer | ConvertTo-Json -Compress")
-    rpc = _ps(creds, f"Get-ItemProperty -Path '{RPC}' | Select-Object 'TCP/IP Port' | ConvertTo-Json -Compress")
-    ab = _ps(creds, f"Get-ItemProperty -Path '{AB}' | Select-Object RpcTcpPort | ConvertTo-Json -Compress")
-    return (sorted((d["Name"], d["RpcClientAccessServer"]) for d in dbs), rpc["TCP/IP Port"], ab["RpcTcpPort"])
+    dbs = _ps(creds, "Get-MailboxDatabase | Select-Object Name,RpcClientAccessServer" + JSON)
+    rpc = _ps(creds, f"Get-ItemProperty -Path '{RPC}' | Select-Object 'TCP/IP Port'" + JSON)
+    ab = _ps(creds, f"Get-ItemProperty -Path '{AB}' | Select-Object RpcTcpPort" + JSON)
+    databases = sorted((d["Name"], d["RpcClientAccessServer"]) for d in dbs)
+    return databases, rpc["TCP/IP Port"], ab["RpcTcpPort"]
 
 
 def _restore(all_creds: dict[str, Any], seed: dict[str, tuple[Any, ...]]) -> None:
@@ -56,7 +58,8 @@ def _restore(all_creds: dict[str, Any], seed: dict[str, tuple[Any, ...]]) -> Non
             _ps(creds, f"Set-MailboxDatabase -Identity '{name}' -RpcClientAccessServer '{server}'")
         for key, value, current in ((RPC, "TCP/IP Port", rpc), (AB, "RpcTcpPort", ab)):
             if current is None:
-                _ps(creds, f"Remove-ItemProperty -Path '{key}' -Name '{value}' -ErrorAction SilentlyContinue\nexit 0")
+                _ps(creds, f"Remove-ItemProperty -Path '{key}' -Name '{value}' -ErrorAction SilentlyContinue"
+                           "\nexit 0")
 
 
 def test_exchange_deploy_on_lab(lab: Lab) -> None:

@@ -1,4 +1,4 @@
-"""Exchange operations: decisions (noop / exact PowerShell to yield / input errors) from JSON fixture cases."""
+"""Exchange operations: decisions (noop, the exact PowerShell to yield, input errors) from JSON cases."""
 
 from __future__ import annotations
 

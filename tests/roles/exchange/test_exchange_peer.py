@@ -45,8 +45,10 @@ def test_dry_apply_idempotent(tmp_path: Path, exchange_hosts: list[WinRMPeer]) -
     # exactly the pending changes: each server's database, each server's ports; the array is already right
     for expected in ("- DB01: EX13-1.corp.example", "+ DB01: outlook.corp.example",
                      "- DB02: EX13-2.corp.example", "+ DB02: outlook.corp.example",
-                     "- MSExchangeRPC TCP/IP Port: (dynamic)", "+ MSExchangeRPC TCP/IP Port: 60000 (restarts MSExchangeRPC)",
-                     "- MSExchangeAB RpcTcpPort: (dynamic)", "+ MSExchangeAB RpcTcpPort: 60001 (restarts MSExchangeAB)"):
+                     "- MSExchangeRPC TCP/IP Port: (dynamic)",
+                     "+ MSExchangeRPC TCP/IP Port: 60000 (restarts MSExchangeRPC)",
+                     "- MSExchangeAB RpcTcpPort: (dynamic)",
+                     "+ MSExchangeAB RpcTcpPort: 60001 (restarts MSExchangeAB)"):
         assert dry.output.count(expected) == (2 if "Port" in expected else 1), (expected, dry.output)
     assert "Will change CAS array" not in dry.output
     assert [h.snapshot() for h in exchange_hosts] == before
@@ -84,7 +86,8 @@ def test_restart_only_the_service_whose_port_changed(tmp_path: Path, exchange_ho
     inv = inventory(tmp_path, exchange_hosts)
     assert run_pyinfra(tmp_path, inv, DEPLOY, "-y").rc == 0
     # drift on ex13-2's Address Book port only
-    ex2.ps(f"New-ItemProperty -Path '{AB}' -Name RpcTcpPort -PropertyType String -Value '60005' -Force | Out-Null")
+    ex2.ps(f"New-ItemProperty -Path '{AB}' -Name RpcTcpPort -PropertyType String -Value '60005' -Force"
+           " | Out-Null")
     assert read_ports(ex2) == (60000, "60005")
 
     run = run_pyinfra(tmp_path, inv, DEPLOY, "-y")
@@ -94,14 +97,15 @@ def test_restart_only_the_service_whose_port_changed(tmp_path: Path, exchange_ho
     assert (restarts(ex1, "MSExchangeAB"), restarts(ex1, "MSExchangeRPC")) == (1, 1)
 
 
-def test_wrong_password_is_one_line_and_changes_nothing(tmp_path: Path, exchange_hosts: list[WinRMPeer]) -> None:
+def test_wrong_password_is_one_line_and_changes_nothing(tmp_path: Path,
+                                                        exchange_hosts: list[WinRMPeer]) -> None:
     ex1 = exchange_hosts[0]
     inv = inventory(tmp_path, [ex1], winrm_password="not-the-password")
     before = ex1.snapshot()
     run = run_pyinfra(tmp_path, inv, DEPLOY, "-y")
     assert run.rc != 0
-    expected = (f"@exha-winrm/ex13-1: authentication failed: https://{ex1.address}:{ex1.port}/wsman refused user "
-                "'Administrator' (HTTP 401); check winrm_username / winrm_password")
+    expected = (f"@exha-winrm/ex13-1: authentication failed: https://{ex1.address}:{ex1.port}/wsman "
+                "refused user 'Administrator' (HTTP 401); check winrm_username / winrm_password")
     lines = [ln for ln in run.output.splitlines() if "authentication failed" in ln]
     assert len(lines) == 1 and lines[0].strip().endswith(expected), run.output
     assert "Traceback" not in run.output and "not-the-password" not in run.output
@@ -114,7 +118,8 @@ def test_rejected_command_is_one_line(tmp_path: Path, exchange_hosts: list[WinRM
     bad = tmp_path / "bad_fqdn.py"
     bad.write_text("from pyinfra.operations import server\nfrom roles.exchange import powershell as ps\n"
                    "server.shell(name='raw', commands=[ps.script("
-                   "ps.set_rpc_client_access_server('DB01', 'not_a valid fqdn'), 'Restart-Service -Name MSExchangeRPC')])\n")
+                   "ps.set_rpc_client_access_server('DB01', 'not_a valid fqdn'),"
+                   " 'Restart-Service -Name MSExchangeRPC')])\n")
     run = run_pyinfra(tmp_path, inventory(tmp_path, [ex1]), bad, "-y")
     assert run.rc != 0
     lines = [ln for ln in run.output.splitlines() if "rejected by device" in ln]

@@ -46,7 +46,8 @@ class WinRMPeer:
 
     def ps(self, script: str) -> Any:
         """Run PowerShell with plain pywinrm (independent of the toolkit) and decode its JSON output."""
-        session = winrm.Session(f"https://{self.address}:{self.port}/wsman", auth=(self.username, self.password),
+        session = winrm.Session(f"https://{self.address}:{self.port}/wsman",
+                                auth=(self.username, self.password),
                                 transport="basic", server_cert_validation="validate",
                                 ca_trust_path=str(self.ca_file), proxy=None)
         r = session.run_ps(script)
@@ -87,7 +88,8 @@ def start_winrm(tmp_path: Path, peers: list[Peer], name: str, address: str, role
     state = tmp_path / name
     password = secrets.token_urlsafe(12)
     argv = [sys.executable, "-m", "lab.winrm_sim", "--listen", address, "--http-port", str(http_port),
-            "--https-port", str(port), "--cert", str(cert.cert), "--key", str(cert.key), "--state", str(state),
+            "--https-port", str(port), "--cert", str(cert.cert), "--key", str(cert.key),
+            "--state", str(state),
             "--username", "Administrator", "--role", role, "--server-name", name.upper(), *(extra or [])]
     peer = Peer(f"winrm-{name}", argv, address, port, tmp_path / f"{name}.log",
                 {"WINRM_SIM_PASSWORD": password, **(env or {})})

@@ -1,8 +1,10 @@
 """The rehearsal lab's inventory: every device the toolkit drives, with connection data read from the
 lab's credentials file (<state>/credentials.json, state folder /var/lib/exha-lab or $EXHA_LAB_STATE).
 
-Site-wide desired values live in group_data/all.py. Secrets stay in host data; operations read them
-through their connector and never take them as arguments.
+The site itself (VIP, services, real servers, CAS array, ASA objects, balancer VM, which device is which) is
+described once in lab.site.toml, validated at load (roles/site.py) and handed to every host as the
+group-data names the role deploys read. Secrets stay in host data; operations read them through their
+connector and never take them as arguments.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from roles.errors import SiteConfigError
+from roles.balancer.model import SiteError
+from roles.site import check_credentials, load_site
 
+SITE = load_site(Path(__file__).with_name("lab.site.toml"))
 STATE_DIR = Path(os.environ.get("EXHA_LAB_STATE", "/var/lib/exha-lab"))
 CREDENTIALS_FILE = STATE_DIR / "credentials.json"
 
@@ -24,10 +28,11 @@ def _credentials() -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         return {}  # lab not up yet: hosts are listed, connecting fails with a clear per-host error
     except (OSError, json.JSONDecodeError) as e:
-        raise SiteConfigError(f"cannot read the lab credentials ({e}); run `exha lab up`",
-                              source=str(CREDENTIALS_FILE), field="*") from e
+        raise SiteError(f"cannot read the lab credentials ({e}); run `exha lab up`",
+                        source=str(CREDENTIALS_FILE), field="*") from e
     if not isinstance(data, dict):
-        raise SiteConfigError("expected a JSON object", source=str(CREDENTIALS_FILE), field="*")
+        raise SiteError("expected a JSON object", source=str(CREDENTIALS_FILE), field="*")
+    check_credentials(SITE, data, f"{CREDENTIALS_FILE} (run `exha lab up` to complete it)")
     return data
 
 
@@ -79,19 +84,39 @@ def _balancer_token() -> str:
     return path.read_text().strip() if path.exists() else ""
 
 
-def _vm(host: str, vm_name: str, final_address: str) -> dict[str, Any]:
-    """A balancer VM: where it ends up, how vSphere names it, SSH (verified host key) and the esxi1 lookup."""
+def _vm(host: str) -> dict[str, Any]:
+    """A balancer VM: where it ends up, how vSphere names it (from the site), SSH (verified host key) and the
+    lookup through the site's ESXi host."""
     ssh = _endpoint(f"ssh-{host}")
-    return {"vm_name": vm_name, "vm_address": final_address, "balancer_hostname": host,
+    return {**SITE.balancer_host_data(),
             "balancer_admin_token": _balancer_token(), "ssh_strict_host_key_checking": "yes",
             **_prefixed("vm", ssh, {"bootstrap_address": "host"}),
             **_prefixed("ssh", ssh, {"user": "user", "key": "key_file", "known_hosts_file": "known_hosts"}),
-            **_esxi("esxi1")}
+            **_esxi(SITE.devices.esxi[0])}
 
 
-esxi = [("@exha-esxi/esxi1", _esxi("esxi1"))]
-dns = [("@exha-dns/dc1", _dns())]
-firewalls = [("@exha-asa/asa1", _asa("asa1"))]
-exchange = [("@exha-winrm/ex13-1", _winrm("ex13-1")), ("@exha-winrm/ex13-2", _winrm("ex13-2"))]
-windows_dns = [("@exha-winrm/dc1", _winrm("dc1"))]
-balancers = [("@exha-vm/lb1", _vm("lb1", "exha-lb1", "10.0.0.27"))]
+def _lab_appliance() -> str:
+    """The lab's appliance OVA in the lab cache, written by lab.vm.appliance.build_ova when missing
+    (if that fails, the deploy reports the missing file in one line)."""
+    path = Path(os.environ.get("EXHA_LAB_CACHE", "/var/cache/exha-lab")) / "vm" / "exha-balancer.ova"
+    if not path.exists():
+        try:
+            from lab.vm.appliance import build_ova
+
+            build_ova(path)
+        except (ImportError, OSError):
+            pass
+    return str(path)
+
+
+_D = SITE.devices
+esxi = [(f"@exha-esxi/{h}", {**_esxi(h), "balancer_ova": SITE.balancer.placement.ova or _lab_appliance()})
+        for h in _D.esxi]
+dns = [(f"@exha-dns/{h}", _dns()) for h in _D.dns]
+firewalls = [(f"@exha-asa/{h}", _asa(h)) for h in _D.firewalls]
+exchange = [(f"@exha-winrm/{h}", _winrm(h)) for h in _D.exchange]
+windows_dns = [(f"@exha-winrm/{h}", _winrm(h)) for h in _D.windows_dns]
+balancers = [(f"@exha-vm/{h}", _vm(h)) for h in _D.balancers]
+#: every host, with the site's values as data of the `all` group (the names the role deploys read)
+all = ([h for g in (esxi, dns, firewalls, exchange, windows_dns, balancers) for h, _ in g],  # noqa: A001
+       SITE.group_data())

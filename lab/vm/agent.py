@@ -25,6 +25,7 @@ from lab.context import Lab
 from lab.errors import LabError
 from lab.topology import LabHost, load_topology
 from lab.vm import instance
+from lab.vm.guestinfo import GuestSettings, apply_vapp, first_boot_settings
 from lab.vm.netattach import NetworkMode
 from lab.vm.ssh import client_key, known_hosts_file
 from lab.vsphere.client import connect, vm_power_states
@@ -108,8 +109,9 @@ class Agent:
         running = instance.is_running(self.lab, host)
         if power == "poweredOn" and not running:
             log.info("%s: %s powered on, booting", host.name, host.vm_name)
+            settings = None if instance.paths(self.lab, host).rootfs.exists() else self._first_boot(host)
             try:
-                instance.boot(self.lab, host, self.mode)
+                instance.boot(self.lab, host, self.mode, settings=settings)
             except LabError as e:
                 log.error("%s: boot failed: %s", host.name, e)
                 return
@@ -129,6 +131,25 @@ class Agent:
             instance.wipe(self.lab, host, self.mode)
         if running:
             self._report(host)
+
+    def _first_boot(self, host: LabHost) -> GuestSettings:
+        """The settings a fresh VM applies: the topology's, overridden by the VM's vApp properties.
+
+        The simulator keeps imported vApp properties as extra config, except `ip0`, which it turns
+        into the reported guest address at once; before the first boot that is still the import's."""
+        base = first_boot_settings(self.lab, host)
+        try:
+            vm = find_vm(self._session(), str(host.vm_name))
+            props = {o.key: str(o.value) for o in (vm.config.extraConfig if vm else [])}
+            if vm is not None and vm.guest.ipAddress and host.name not in self.reported:
+                props["ip0"] = str(vm.guest.ipAddress)
+        except Exception as e:  # noqa: BLE001 - fall back to the topology's settings
+            log.warning("%s: reading the vApp properties failed: %s", host.name, e)
+            return base
+        settings, warnings = apply_vapp(base, host, props)
+        for w in warnings:
+            log.warning("%s: %s", host.name, w)
+        return settings
 
     def _report(self, host: LabHost) -> None:
         address = instance.current_address(host)

@@ -17,6 +17,7 @@ from lab.context import Lab, run, tcp_open
 from lab.errors import LabError
 from lab.topology import LabHost
 from lab.vm import netattach
+from lab.vm.guestinfo import GuestSettings, first_boot_settings
 from lab.vm.netattach import NetworkMode
 from lab.vm.rootfs import rootfs_tarball, unpack
 from lab.vm.ssh import client_key, host_key, write_known_hosts
@@ -66,13 +67,12 @@ def cgroup_dir(lab: Lab, host: LabHost) -> Path:
     return _cgroup_root() / f"{lab.topology.prefix}vm-{host.name}"
 
 
-def interfaces_text(lab: Lab, host: LabHost) -> str:
-    """The first-boot /etc/network/interfaces: eth0 static on the host's first-boot address."""
-    gateway = next((h.address for h in lab.topology.by_role("asa")), None)
-    gw = f"    gateway {gateway}\n" if gateway else ""
-    return ("# First-boot network of this lab VM (as DHCP would hand it out); the toolkit rewrites it.\n"
-            "auto lo\niface lo inet loopback\n\n"
-            f"auto eth0\niface eth0 inet static\n    address {host.address}/{lab.topology.prefix_len}\n{gw}")
+def interfaces_text(settings: GuestSettings) -> str:
+    """The first-boot /etc/network/interfaces: eth0 static on the first-boot address."""
+    gw = f"    gateway {settings.gateway}\n" if settings.gateway else ""
+    return ("# First-boot network of this lab VM (as DHCP or the vApp properties set it); the toolkit "
+            "rewrites it.\nauto lo\niface lo inet loopback\n\n"
+            f"auto eth0\niface eth0 inet static\n    address {settings.address}/{settings.prefix_len}\n{gw}")
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -83,14 +83,14 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def configure(lab: Lab, host: LabHost, root: Path) -> None:
+def configure(lab: Lab, host: LabHost, root: Path, settings: GuestSettings | None = None) -> None:
     """Make a freshly unpacked root filesystem this host's VM."""
     t = lab.topology
-    _write(root / "etc/hostname", f"{host.name}\n")
-    _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.fqdn.lower()} {host.name}\n")
-    dns = [h.address for h in (*t.by_role("dns-primary"), *t.by_role("dns-secondary"))]
-    _write(root / "etc/resolv.conf", f"search {t.domain}\n" + "".join(f"nameserver {a}\n" for a in dns))
-    _write(root / "etc/network/interfaces", interfaces_text(lab, host))
+    s = settings or first_boot_settings(lab, host)
+    _write(root / "etc/hostname", f"{s.hostname}\n")
+    _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{s.hostname}.{t.domain} {s.hostname}\n")
+    _write(root / "etc/resolv.conf", f"search {t.domain}\n" + "".join(f"nameserver {a}\n" for a in s.dns))
+    _write(root / "etc/network/interfaces", interfaces_text(s))
     _write(root / "etc/machine-id", "")
     for old in (root / "etc/ssh").glob("ssh_host_*"):
         old.unlink()
@@ -110,12 +110,13 @@ def configure(lab: Lab, host: LabHost, root: Path) -> None:
             link.symlink_to("/dev/null")
 
 
-def prepare(lab: Lab, host: LabHost) -> VmPaths:
-    """Give the VM its root filesystem (unpacked and configured once; kept across reboots)."""
+def prepare(lab: Lab, host: LabHost, settings: GuestSettings | None = None) -> VmPaths:
+    """Give the VM its root filesystem (unpacked and configured once with `settings`, default the
+    topology's first-boot settings; kept across reboots)."""
     p = paths(lab, host)
     if not p.rootfs.exists():
         unpack(rootfs_tarball(lab), p.rootfs)
-        configure(lab, host, p.rootfs)
+        configure(lab, host, p.rootfs, settings)
     write_known_hosts(lab, lab.topology.by_role("balancer-vm"))
     return p
 
@@ -147,17 +148,20 @@ def is_running(lab: Lab, host: LabHost) -> bool:
     return systemd_pid(lab, host) is not None
 
 
-def boot(lab: Lab, host: LabHost, mode: NetworkMode = "lab", ssh_timeout: float = 90.0) -> None:
-    """Boot the VM (no-op if it runs) and wait until its sshd answers on its configured address."""
+def boot(lab: Lab, host: LabHost, mode: NetworkMode = "lab", ssh_timeout: float = 90.0,
+         settings: GuestSettings | None = None) -> None:
+    """Boot the VM (no-op if it runs) and wait until its sshd answers on its configured address.
+    `settings` apply on the first boot only (a fresh disk)."""
     if is_running(lab, host):
         return
-    p = prepare(lab, host)
+    p = prepare(lab, host, settings)
+    hostname = (p.rootfs / "etc/hostname").read_text().strip() or host.name
     netattach.attach(lab, mode, host.namespace)
     cg = cgroup_dir(lab, host)
     cg.mkdir(exist_ok=True)
     lab.stop_daemon(daemon_name(host))  # a stale launcher whose systemd is gone
     lab.spawn(daemon_name(host), None, ["sh", str(BOOT_SCRIPT), str(cg), host.namespace, str(p.rootfs),
-                                        host.name])
+                                        hostname])
     wait_ssh(lab, host, timeout=ssh_timeout)
 
 

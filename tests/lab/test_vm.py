@@ -246,7 +246,7 @@ def test_agent_boots_on_power_on_reports_address_and_stops_on_power_off(tmp_path
         creds = lab.credentials()["esxi1"]
         files = write_ovf(tmp_path / "ovf")
         with session(creds) as si:
-            vm = import_ovf(si, creds, files.ovf, "exhv-lb1", properties={"hostname": "lb1"})
+            vm = import_ovf(si, creds, files.ovf, "exhv-lb1", properties={"hostname": "lb1-blue"})
             time.sleep(2)  # a powered-off VM is left alone
             assert not instance.is_running(lab, host)
             power(vm, on=True)
@@ -254,7 +254,7 @@ def test_agent_boots_on_power_on_reports_address_and_stops_on_power_off(tmp_path
                   "the agent reports the VM's address through vSphere")
             guest = find_vm(si, "exhv-lb1").guest
             assert (guest.hostName, guest.toolsRunningStatus, guest.guestState) == \
-                ("lb1", "guestToolsRunning", "running")
+                ("lb1-blue", "guestToolsRunning", "running")  # the vApp host name applied on first boot
             assert _system_state(lab, "lb1") in ("running", "degraded")
             assert lab.credentials()["ssh-lb1"]["host"] == "10.0.0.200"
             # The guest changes its own address (as the toolkit will): the agent reports the new one.
@@ -268,8 +268,20 @@ def test_agent_boots_on_power_on_reports_address_and_stops_on_power_off(tmp_path
                   "the agent stops the VM on power off")
             _wait(lambda: find_vm(si, "exhv-lb1").guest.toolsRunningStatus == "guestToolsNotRunning", 10,
                   "the agent reports the guest's tools stopped")
+            # Destroyed: the disk goes. A fresh import with ip0 set comes up on that address.
+            wait_task(vm.Destroy_Task())
+            _wait(lambda: not instance.paths(lab, host).rootfs.exists(), 30, "the agent deletes the disk")
+            vm = import_ovf(si, creds, files.ovf, "exhv-lb1", properties={"ip0": "10.0.0.27"})
+            power(vm, on=True)
+            _wait(lambda: instance.is_running(lab, host) and find_vm(si, "exhv-lb1").guest.hostName == "lb1",
+                  120, "the agent boots the re-imported VM and reports it")
+            cp = ssh_run(lab, host, "hostname; ip -4 -o addr show dev eth0", mode="isolated")
+            assert cp.stdout.startswith("lb1\n") and "inet 10.0.0.27/8" in cp.stdout, cp.stderr
+            assert find_vm(si, "exhv-lb1").guest.ipAddress == "10.0.0.27"
+            power(vm, on=False)
         log = (lab.logs / f"{AGENT}.log").read_text()
         assert "powered on, booting" in log and "is poweredOff, stopping" in log
+        assert "vApp property" not in log  # nothing was ignored
     finally:
         vms.stop(lab)
         vsphere.stop(vs_lab)

@@ -10,14 +10,16 @@ from harness import ROOT, run_pyinfra, write_inventory
 from winrm_peers import WinRMPeer
 
 DEPLOY = ROOT / "deploys" / "exchange.py"
-SITE = ROOT / "inventory" / "group_data" / "all.py"
+#: the site values deploys/exchange.py reads (the lab's site description gives the same names)
+SITE = {"cas_array_name": "outlook", "cas_array_fqdn": "outlook.corp.example",
+        "exchange_rpc_port": 60000, "exchange_ab_port": 60001}
 RPC = r"HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeRPC\ParametersSystem"
 AB = r"HKLM:\SYSTEM\CurrentControlSet\Services\MSExchangeAB\Parameters"
 
 
 def inventory(tmp_path: Path, hosts: list[WinRMPeer], **over: object) -> Path:
-    return write_inventory(tmp_path / "inv", {"exchange": [(f"@exha-winrm/{h.name}", h.host_data(**over))
-                                                           for h in hosts]}, {"all": SITE})
+    entries = [(f"@exha-winrm/{h.name}", {**SITE, **h.host_data(**over)}) for h in hosts]
+    return write_inventory(tmp_path / "inv", {"exchange": entries})
 
 
 def read_databases(host: WinRMPeer) -> dict[str, str]:
@@ -147,3 +149,16 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path, exchange_host
         assert len(lines) == 1 and lines[0].endswith("rpc_port: 135 is not a port in 1024-65535"), run.output
         assert "Traceback" not in run.output
     assert ex1.write_lines() == [] and read_ports(ex1) == (None, None)
+
+
+def test_site_values_drive_the_deploy(tmp_path: Path, exchange_hosts: list[WinRMPeer]) -> None:
+    """The deploy takes the CAS array and ports from the site data, not from built-in defaults."""
+    ex1 = exchange_hosts[0]
+    inv = inventory(tmp_path, [ex1], cas_array_fqdn="casarray.corp.example", exchange_rpc_port=59531,
+                    exchange_ab_port=59532)
+    run = run_pyinfra(tmp_path, inv, DEPLOY, "-y")
+    assert run.rc == 0, run.output
+    assert ex1.ps("Get-ClientAccessArray | Select-Object Fqdn | ConvertTo-Json -Compress") == {
+        "Fqdn": "casarray.corp.example"}
+    assert read_databases(ex1)["DB01"] == "casarray.corp.example"
+    assert read_ports(ex1) == (59531, "59532")

@@ -155,5 +155,6 @@ def bench(quick: bool) -> None:
     if spec is None or spec.loader is None:
         _fail(LbError(f"cannot load {path}"))
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["lb_bench"] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     sys.exit(module.main(quick=quick))

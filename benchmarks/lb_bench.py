@@ -1,0 +1,290 @@
+"""Benchmark exha-lb against HAProxy (mode tcp) and nginx stream on loopback with wrk.
+
+Two nginx back ends (one worker each) serve a 100-byte and a 1 MiB file on 127.0.0.23/.24. Each balancer
+listens on 127.0.0.28 (its own port) and round-robins over them. wrk measures keep-alive requests, a new
+connection per request, and 1 MiB bulk transfers; balancer CPU time per request comes from /proc. A last step
+holds 5,000 idle client connections through exha-lb and sums its processes' RSS.
+
+    python benchmarks/lb_bench.py [--quick]     (or: exha-lb bench [--quick])
+
+The last line is: ratios vs haproxy: keepalive=X newconn=Y bulk=Z p99_added_ms=W
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VIP = "127.0.0.28"
+SERVERS = ("127.0.0.23", "127.0.0.24")
+BACKEND_PORT = 18980
+PORTS = {"exha-lb": 18981, "haproxy": 18982, "nginx-stream": 18983}
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    rps: float
+    p99_ms: float
+    mib_s: float
+    cpu_us_per_req: float
+
+
+def _wait_port(address: str, port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"lb_bench: {address}:{port} did not open") from None
+            time.sleep(0.05)
+
+
+def _tree_pids(root: int) -> list[int]:
+    pids = [root]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == root:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return pids
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / CLK
+
+
+def _memory_mb(pids: list[int], field: str) -> float:
+    """Sum of `field` (Rss: or Pss:) over `pids`, from /proc/PID/smaps_rollup, in MB."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith(field):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _unit(value: str, units: dict[str, float]) -> float:
+    m = re.match(r"([\d.]+)([a-zA-Z]*)", value)
+    if not m:
+        return 0.0
+    return float(m.group(1)) * units.get(m.group(2), 1.0)
+
+
+def wrk(url: str, conns: int, seconds: float, close: bool, pids: list[int]) -> Run:
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", url]
+    if close:
+        argv[1:1] = ["-H", "Connection: close"]
+    before = _cpu_seconds(pids)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    cpu = _cpu_seconds(pids) - before
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _unit(re.search(r"\s99%\s+(\S+)", out).group(1), {"us": 0.001, "ms": 1.0, "s": 1000.0})  # type: ignore[union-attr]
+    xfer = _unit(re.search(r"Transfer/sec:\s+(\S+)", out).group(1), {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1.0,
+                                                                    "GB": 1024.0})  # type: ignore[union-attr]
+    errors = re.search(r"Socket errors: (.*)", out)
+    if errors:
+        print(f"    wrk socket errors on {url}: {errors.group(1)}", file=sys.stderr)
+    done = rps * seconds
+    return Run(rps, p99, xfer, cpu / done * 1e6 if done and pids else 0.0)
+
+
+class Stack:
+    """The back ends and the three balancers, started in a temporary directory."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="exha-lb-bench-"))
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.dir / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+    def start(self) -> None:
+        www = self.dir / "www"
+        www.mkdir()
+        for d in (self.dir, www):  # nginx workers run as www-data
+            d.chmod(0o755)
+        (www / "small").write_bytes(b"x" * 100)
+        (www / "big").write_bytes(os.urandom(1 << 20))
+        for i, addr in enumerate(SERVERS):
+            conf = self.dir / f"backend{i}.conf"
+            conf.write_text(f"""
+worker_processes 1; daemon off; pid {self.dir}/backend{i}.pid; error_log {self.dir}/backend{i}.err;
+worker_rlimit_nofile 12000;
+events {{ worker_connections 10000; }}
+http {{ access_log off; keepalive_requests 10000000; keepalive_timeout 600s;
+  server {{ listen {addr}:{BACKEND_PORT} backlog=4096; root {www}; }} }}
+""")
+            self._spawn(f"backend{i}", ["nginx", "-c", str(conf), "-p", str(self.dir)])
+        servers = "".join(f"""
+[[virtual_services.real_servers]]
+address = "{a}"
+""" for a in SERVERS)
+        (self.dir / "lb.toml").write_text(f"""
+workers = {os.cpu_count() or 1}
+log_level = "warning"
+[admin]
+port = 18990
+[[virtual_services]]
+name = "bench"
+vip = "{VIP}"
+port = {PORTS['exha-lb']}
+server_port = {BACKEND_PORT}
+scheduler = "round_robin"
+[virtual_services.health]
+kind = "tcp"
+interval = 5
+{servers}""")
+        self._spawn("exha-lb", [sys.executable, "-m", "lb", "run", "--config", str(self.dir / "lb.toml")])
+        (self.dir / "haproxy.cfg").write_text(f"""
+global
+  nbthread 2
+  maxconn 9000
+defaults
+  mode tcp
+  timeout connect 3s
+  timeout client 600s
+  timeout server 600s
+frontend f
+  bind {VIP}:{PORTS['haproxy']}
+  default_backend b
+backend b
+  balance roundrobin
+""" + "".join(f"  server s{i} {a}:{BACKEND_PORT} check inter 5s\n" for i, a in enumerate(SERVERS)))
+        self._spawn("haproxy", ["haproxy", "-db", "-f", str(self.dir / "haproxy.cfg")])
+        (self.dir / "stream.conf").write_text(f"""
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 2; daemon off; pid {self.dir}/stream.pid; error_log {self.dir}/stream.err;
+worker_rlimit_nofile 12000;
+events {{ worker_connections 10000; }}
+stream {{ upstream b {{ {' '.join(f'server {a}:{BACKEND_PORT};' for a in SERVERS)} }}
+  server {{ listen {VIP}:{PORTS['nginx-stream']} backlog=4096; proxy_pass b; }} }}
+""")
+        self._spawn("nginx-stream", ["nginx", "-c", str(self.dir / "stream.conf"), "-p", str(self.dir)])
+        for addr in SERVERS:
+            _wait_port(addr, BACKEND_PORT)
+        for port in PORTS.values():
+            _wait_port(VIP, port)
+        time.sleep(1.0)
+
+    def pids(self, name: str) -> list[int]:
+        return _tree_pids(self.procs[name].pid) if name in self.procs else []
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def idle_connections(stack: Stack, count: int) -> tuple[int, float, float]:
+    """Hold `count` idle client connections through exha-lb; returns (held, RSS MB, PSS MB) summed over its
+    processes (RSS counts pages the forked workers share once per process; PSS splits them)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, count + 500)), hard))
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.connect((VIP, PORTS["exha-lb"]))
+            socks.append(s)
+        time.sleep(2.0)
+        pids = stack.pids("exha-lb")
+        held = _established(PORTS["exha-lb"])
+        return held, _memory_mb(pids, "Rss:"), _memory_mb(pids, "Pss:")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _established(port: int) -> int:
+    """Client connections to `port` that the kernel shows as established."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"dport = :{port}"], capture_output=True,
+                         text=True).stdout
+    return len(out.splitlines())
+
+
+def main(quick: bool = False) -> int:
+    for tool in ("wrk", "haproxy", "nginx"):
+        if shutil.which(tool) is None:
+            print(f"lb_bench: {tool} is not installed", file=sys.stderr)
+            return 2
+    seconds, passes = (3.0, 1) if quick else (10.0, 2)
+    stack = Stack()
+    try:
+        stack.start()
+        names = ["direct", "haproxy", "nginx-stream", "exha-lb"]
+        results: dict[tuple[str, str], list[Run]] = {}
+        for _ in range(passes):
+            for name in names:
+                host, port = (SERVERS[0], BACKEND_PORT) if name == "direct" else (VIP, PORTS[name])
+                pids = stack.pids(name)
+                for test, path, conns, close in (("keepalive", "small", 50, False), ("newconn", "small", 50, True),
+                                                 ("bulk", "big", 10, False)):
+                    r = wrk(f"http://{host}:{port}/{path}", conns, seconds, close, pids)
+                    results.setdefault((name, test), []).append(r)
+                    print(f"  {name:<13} {test:<9} {r.rps:>10.0f} req/s  p99 {r.p99_ms:6.2f} ms  "
+                          f"{r.mib_s:8.1f} MiB/s  cpu {r.cpu_us_per_req:6.1f} us/req", flush=True)
+
+        def med(name: str, test: str, attr: str) -> float:
+            return statistics.median(getattr(r, attr) for r in results[(name, test)])
+
+        print("\n| balancer | keep-alive req/s | p99 ms | new conn/s | p99 ms | bulk MiB/s | CPU us/req (ka / conn) |")
+        print("|---|---|---|---|---|---|---|")
+        for name in names:
+            print(f"| {name} | {med(name, 'keepalive', 'rps'):,.0f} | {med(name, 'keepalive', 'p99_ms'):.2f} | "
+                  f"{med(name, 'newconn', 'rps'):,.0f} | {med(name, 'newconn', 'p99_ms'):.2f} | "
+                  f"{med(name, 'bulk', 'mib_s'):,.0f} | "
+                  f"{med(name, 'keepalive', 'cpu_us_per_req'):.0f} / {med(name, 'newconn', 'cpu_us_per_req'):.0f} |")
+        held, rss, pss = idle_connections(stack, 1000 if quick else 5000)
+        print(f"\nidle connections held through exha-lb: {held}; its processes: RSS {rss:.1f} MB, PSS {pss:.1f} MB")
+        ka = med("exha-lb", "keepalive", "rps") / med("haproxy", "keepalive", "rps")
+        nc = med("exha-lb", "newconn", "rps") / med("haproxy", "newconn", "rps")
+        bulk = med("exha-lb", "bulk", "mib_s") / med("haproxy", "bulk", "mib_s")
+        added = med("exha-lb", "keepalive", "p99_ms") - med("haproxy", "keepalive", "p99_ms")
+        print(f"ratios vs haproxy: keepalive={ka:.2f} newconn={nc:.2f} bulk={bulk:.2f} p99_added_ms={added:.2f}")
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    sys.exit(main(ap.parse_args().quick))

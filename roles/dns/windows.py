@@ -56,6 +56,16 @@ def _timespan(ttl: int) -> str:
     return f"{days}.{hours:02}:{minutes:02}:{seconds:02}" if days else f"{hours:02}:{minutes:02}:{seconds:02}"
 
 
+def replace_lines(zone: str, record: str, address: str, ttl: int) -> list[str]:
+    """Replace a name's single A record in one step (Set-DnsServerResourceRecord with a changed copy):
+    the name never stops resolving, and a record that changed since it was read makes the script fail."""
+    return [f"$old = Get-DnsServerResourceRecord -ZoneName {quote(zone)} -Name {quote(record)} -RRType A",
+            "$new = $old.Clone()",
+            f"$new.RecordData.IPv4Address = [ipaddress]{quote(address)}",
+            f"$new.TimeToLive = [timespan]{quote(_timespan(ttl))}",
+            f"Set-DnsServerResourceRecord -ZoneName {quote(zone)} -OldInputObject $old -NewInputObject $new"]
+
+
 def add_lines(zone: str, record: str, addresses: list[str], ttl: int) -> list[str]:
     return [f"Add-DnsServerResourceRecordA -ZoneName {quote(zone)} -Name {quote(record)}"
             f" -IPv4Address {quote(a)} -TimeToLive {_timespan(ttl)}" for a in addresses]
@@ -118,8 +128,9 @@ def a_record(zone: str, record: str, addresses: str | Iterable[str],
     + addresses: one IPv4 address or a list of them
     + ttl: TTL in seconds; default keeps the record's TTL (3600 for a new record)
 
-    Missing addresses are added before stale ones are removed, so the name keeps resolving; a TTL
-    change replaces the records.
+    One address replacing one address (the usual repoint) is a single Set-DnsServerResourceRecord, so
+    the name never stops resolving. Otherwise missing addresses are added before stale ones are removed;
+    a TTL change on several addresses replaces them (remove, then add).
 
     **Example:**
 
@@ -140,7 +151,9 @@ def a_record(zone: str, record: str, addresses: str | Iterable[str],
         host.noop(f"{fqdn} A already {', '.join(wanted)} (ttl {desired['ttl']})")
         return
     have = current["addresses"] if current else []
-    if current and current["ttl"] != desired["ttl"]:
+    if len(have) == 1 and len(wanted) == 1:
+        lines = replace_lines(z, label, wanted[0], desired["ttl"])
+    elif current and current["ttl"] != desired["ttl"]:
         lines = remove_lines(z, label, have) + add_lines(z, label, wanted, desired["ttl"])
     else:
         lines = (add_lines(z, label, [a for a in wanted if a not in have], desired["ttl"])

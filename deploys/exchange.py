@@ -1,14 +1,16 @@
 """Exchange Client Access settings for a load-balanced CAS array, checked and ensured on the hosts of
-the `exchange` group: the CAS array FQDN (an organization object: changed from the group's first host
-only), each server's mailbox databases handing out the array FQDN as RPC Client Access server, and
-static RPC ports for MSExchangeRPC / MSExchangeAB (each service restarted only if its port changed).
+the `exchange` group:
+
+- the CAS array FQDN: an organization object, so only the group's first host in the run changes it;
+- each server's mailbox databases hand out the array FQDN as their RPC Client Access server;
+- static RPC ports for MSExchangeRPC / MSExchangeAB, each service restarted only if its port changed.
 
     pyinfra inventory/lab.py deploys/exchange.py --dry --diff     # show what would change
     pyinfra inventory/lab.py deploys/exchange.py -y               # ensure it
 
-Site values (inventory group_data/all.py): cas_array_fqdn, cas_array_name, exchange_site (only to
-create a missing array), exchange_rpc_port, exchange_ab_port; per host: exchange_server (defaults to
-the inventory name, e.g. ex13-1).
+Site values (group data from the inventory's site description): cas_array_fqdn, cas_array_name,
+exchange_site (only to create a missing array), exchange_rpc_port, exchange_ab_port; per host:
+exchange_server (defaults to the inventory name, e.g. ex13-1).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from roles.exchange import operations as exchange
 
 if "exchange" in host.groups:
     fqdn = host.data.get("cas_array_fqdn") or "outlook.corp.example"
-    org_host = inventory.get_group("exchange")[0]
+    # the first Exchange host this run reaches (so --limit to one server still checks the array)
+    active = inventory.get_active_hosts()
+    org_host = next((h for h in inventory.get_group("exchange") if h in active), host)
 
     if host == org_host:
         exchange.client_access_array(

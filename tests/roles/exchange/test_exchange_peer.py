@@ -162,3 +162,15 @@ def test_site_values_drive_the_deploy(tmp_path: Path, exchange_hosts: list[WinRM
         "Fqdn": "casarray.corp.example"}
     assert read_databases(ex1)["DB01"] == "casarray.corp.example"
     assert read_ports(ex1) == (59531, "59532")
+
+
+def test_limit_to_second_server_still_checks_the_array(tmp_path: Path,
+                                                       exchange_hosts: list[WinRMPeer]) -> None:
+    ex2 = exchange_hosts[1]
+    ex2.ps("Set-ClientAccessArray -Identity outlook -Fqdn 'old.corp.example'")
+    dry = run_pyinfra(tmp_path, inventory(tmp_path, exchange_hosts), DEPLOY, "--dry", "--diff",
+                      "--limit", "@exha-winrm/ex13-2")
+    assert dry.rc == 0, dry.output
+    assert "[@exha-winrm/ex13-2] Will change CAS array outlook" in dry.output, dry.output
+    assert "- fqdn: old.corp.example" in dry.output and "+ fqdn: outlook.corp.example" in dry.output
+    assert "@exha-winrm/ex13-1" not in dry.output

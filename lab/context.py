@@ -18,6 +18,8 @@ from lab.errors import LabError
 from lab.pki import CertPair, ensure_ca, issue_cert
 from lab.topology import LabHost, Topology, load_topology
 
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 DEFAULT_STATE = Path(os.environ.get("EXHA_LAB_STATE", "/var/lib/exha-lab"))
 DEFAULT_CACHE = Path(os.environ.get("EXHA_LAB_CACHE", "/var/cache/exha-lab"))
 
@@ -126,6 +128,10 @@ class Lab:
             return None
         if len(fields) > 1 and fields[1] != _start_time(pid):
             return None
+        child = _CHILDREN.get(pid)
+        if child is not None and child.poll() is not None:  # our own child has exited: reaped now
+            del _CHILDREN[pid]
+            return None
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -151,6 +157,9 @@ class Lab:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=full_env, cwd=cwd)
         log.close()
+        # Keep the Popen alive for this process's life: a collected Popen of a running daemon warns
+        # ("subprocess N is still running"), and poll() reaps it once it exits.
+        _CHILDREN[proc.pid] = proc
         self._pidfile(name).write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
         return proc.pid
 

@@ -16,7 +16,7 @@ APT_PACKAGES=(
   iproute2 nftables procps psmisc util-linux openssl ca-certificates openssh-client
   bind9 bind9-utils bind9-dnsutils
   golang-go golang-github-vmware-govmomi-dev
-  mmdebstrap
+  mmdebstrap zstd patch
   haproxy nginx libnginx-mod-stream wrk keepalived
   chromium
 )

@@ -15,18 +15,14 @@ from roles.balancer_host import operations as balancer_host
 
 if "balancers" in host.groups:
     d = host.data
-    name = d.get("balancer_hostname") or host.name.split("/")[-1]
-    address = d.get("vm_address")
-    vips = d.get("balancer_vips") or [d.get("vip")]
+    spec = model.host_spec(d, host.name.split("/")[-1])
+    name = spec.hostname
 
-    balancer_host.hostname(name=f"Host name {name}", hostname=name, domain=d.get("balancer_domain", ""),
-                           address=address)
-    balancer_host.interface(name=f"eth0 {address}/{d.get('balancer_prefix_len')}", address=address,
-                            prefix_len=d.get("balancer_prefix_len"), gateway=d.get("balancer_gateway"),
-                            hostname=name)
-    balancer_host.resolvers(name="Resolvers", nameservers=d.get("balancer_nameservers"),
-                            search=d.get("balancer_search"))
-    balancer_host.vips(name=f"VIPs {', '.join(str(v) for v in vips)}", addresses=vips)
+    balancer_host.hostname(name=f"Host name {name}", hostname=name, domain=spec.domain, address=spec.address)
+    balancer_host.interface(name=f"eth0 {spec.address}/{spec.prefix_len}", address=spec.address,
+                            prefix_len=spec.prefix_len, gateway=spec.gateway, hostname=name)
+    balancer_host.resolvers(name="Resolvers", nameservers=list(spec.nameservers), search=list(spec.search))
+    balancer_host.vips(name=f"VIPs {', '.join(spec.vips) or '(none)'}", addresses=list(spec.vips))
 
     services = model.services(d.get("balancer_services"), d.get("vip"), d.get("balancer_real_servers"))
     wh = wheelhouse.build(wheelhouse.Target(python_version=d.get("balancer_python", "3.11"),

@@ -14,7 +14,7 @@ from pyinfra.api import operation
 from roles.api import show_diff
 from roles.balancer_host.facts import Account, FileText
 from roles.balancer_host.render import same_text, text_lines, write_file
-from roles.errors import OperationInputError
+from roles.winrm.inputs import InputError
 
 BASE = "/opt/exha-lb"
 UNIT_PATH = "/etc/systemd/system/exha-lb.service"
@@ -23,7 +23,7 @@ UNIT_PATH = "/etc/systemd/system/exha-lb.service"
 def _path(value: Any, field: str) -> str:
     text = str(value or "")
     if not text.startswith("/") or any(c.isspace() for c in text) or ".." in text.split("/"):
-        raise OperationInputError(f"expected an absolute path without spaces, got {value!r}", field=field)
+        raise InputError(f"expected an absolute path without spaces, got {value!r}", field=field)
     return text
 
 
@@ -41,7 +41,7 @@ def system_user(user: str = "exha-lb") -> Iterator[Any]:
         balancer.system_user(user="exha-lb")
     """
     if not user or not all(c.isalnum() or c in "-_" for c in user) or user[0] == "-":
-        raise OperationInputError(f"expected a user name, got {user!r}", field="user")
+        raise InputError(f"expected a user name, got {user!r}", field="user")
     if host.get_fact(Account, user=user) is not None:
         host.noop(f"user {user} exists")
         return
@@ -67,9 +67,9 @@ def package(version: str, digest: str, wheel_dir: str = f"{BASE}/wheelhouse", ve
         balancer.package(version=wh.version, digest=wh.digest)
     """
     if not version or any(c.isspace() for c in version):
-        raise OperationInputError(f"expected a version, got {version!r}", field="version")
+        raise InputError(f"expected a version, got {version!r}", field="version")
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise OperationInputError(f"expected a sha256 hex digest, got {digest!r}", field="digest")
+        raise InputError(f"expected a sha256 hex digest, got {digest!r}", field="digest")
     wheels, env = _path(wheel_dir, "wheel_dir"), _path(venv, "venv")
     marker = f"{env}/installed.sha256"
     installed = host.get_fact(FileText, path=marker)

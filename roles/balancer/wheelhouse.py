@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from roles.errors import SiteConfigError
+from roles.balancer.model import SiteError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LB_DIR = PROJECT_ROOT / "lb"
-LB_TEMPLATES = PROJECT_ROOT / "templates" / "lb"
 DIST_NAME = "exha-lb"
 BASE_VERSION = "0.1.0"
 RUNTIME_DEPS = ("click", "uvloop", "prometheus-client")
@@ -54,17 +52,24 @@ def cache_dir() -> Path:
     return Path(base) / "wheelhouse"
 
 
-def lb_sources() -> dict[str, bytes]:
+def source_root() -> Path:
+    """The tree the lb wheel is built from: this checkout, or $EXHA_LB_SOURCE (a tree with lb/ and templates/lb/)."""
+    return Path(os.environ.get("EXHA_LB_SOURCE") or PROJECT_ROOT)
+
+
+def lb_sources(root: Path | None = None) -> dict[str, bytes]:
     """Archive name -> bytes of everything the lb wheel ships: modules, status page, templates
     (templates/lb/ overrides the package's own copies, as the balancer's lookup order does)."""
+    root = root or source_root()
     files: dict[str, bytes] = {}
-    for path in sorted(LB_DIR.rglob("*")):
+    for path in sorted((root / "lb").rglob("*")):
         if path.is_file() and path.suffix in (".py", ".toml", ".html") and "__pycache__" not in path.parts:
-            files[path.relative_to(PROJECT_ROOT).as_posix()] = path.read_bytes()
-    for path in sorted(LB_TEMPLATES.glob("*.toml")):
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    for path in sorted((root / "templates" / "lb").glob("*.toml")):
         files[f"lb/_templates/{path.name}"] = path.read_bytes()
     if "lb/cli.py" not in files:
-        raise SiteConfigError("the balancer's sources are missing", source=str(LB_DIR), field="lb/cli.py")
+        raise SiteError("the balancer's sources are missing (lb/cli.py)", source=str(root / "lb"),
+                        field="EXHA_LB_SOURCE")
     return files
 
 
@@ -115,7 +120,7 @@ def _pins() -> list[str]:
         try:
             pins.append(f"{dep}=={metadata.version(dep)}")
         except metadata.PackageNotFoundError:
-            raise SiteConfigError(f"{dep} is not installed on the admin host; install the project first "
+            raise SiteError(f"{dep} is not installed on the admin host; install the project first "
                                   "(pip install -e .)", source="wheelhouse", field=dep) from None
     return pins
 
@@ -134,7 +139,7 @@ def fetch_dependencies(folder: Path, target: Target) -> list[Path]:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise SiteConfigError(f"pip download of {', '.join(pins)} failed: {last}", source="wheelhouse",
+            raise SiteError(f"pip download of {', '.join(pins)} failed: {last}", source="wheelhouse",
                                   field="dependencies")
         marker.write_text("\n".join(pins) + "\n")
     names = {p.split("==")[0].replace("-", "_").lower() for p in pins}

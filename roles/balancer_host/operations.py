@@ -17,7 +17,7 @@ from pyinfra.api import FunctionCommand, operation
 from roles.api import show_diff
 from roles.balancer_host.facts import Addresses, DefaultGateway, FileText, RunningHostname
 from roles.balancer_host.render import render, same_text, text_lines, write_file
-from roles.errors import OperationInputError
+from roles.winrm.inputs import InputError
 
 INTERFACES = "/etc/network/interfaces"
 VIPS_FILE = "/etc/network/interfaces.d/exha-vips"
@@ -26,24 +26,34 @@ HOSTNAME = "/etc/hostname"
 RESOLV = "/etc/resolv.conf"
 
 
-def _ipv4(value: Any, field: str) -> str:
+def check_ipv4(value: Any, field: str) -> str:
     try:
         return str(ipaddress.IPv4Address(str(value)))
     except ValueError:
-        raise OperationInputError(f"expected an IPv4 address, got {value!r}", field=field) from None
+        raise InputError(f"expected an IPv4 address, got {value!r}", field=field) from None
 
 
-def _label(value: Any, field: str) -> str:
+def check_label(value: Any, field: str) -> str:
     text = str(value or "")
     if not text or len(text) > 63 or not all(c.isalnum() or c == "-" for c in text) or text.startswith("-"):
-        raise OperationInputError(f"expected a host name label (letters, digits, '-'), got {value!r}", field=field)
+        raise InputError(f"expected a host name label (letters, digits, '-'), got {value!r}", field=field)
     return text
+
+
+def check_interface(address: str, prefix_len: Any, gateway: Any) -> tuple[int, str | None]:
+    """Validate a prefix length and a gateway inside address/prefix_len; returns both."""
+    if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or not 1 <= prefix_len <= 31:
+        raise InputError(f"expected a prefix length 1-31, got {prefix_len!r}", field="prefix_len")
+    gw = check_ipv4(gateway, "gateway") if gateway else None
+    if gw and ipaddress.IPv4Address(gw) not in ipaddress.IPv4Network(f"{address}/{prefix_len}", strict=False):
+        raise InputError(f"{gw} is not inside {address}/{prefix_len}", field="gateway")
+    return prefix_len, gw
 
 
 def _interface(value: Any) -> str:
     text = str(value or "")
     if not text or len(text) > 15 or not all(c.isalnum() or c in "-_." for c in text):
-        raise OperationInputError(f"expected an interface name such as eth0, got {value!r}", field="interface")
+        raise InputError(f"expected an interface name such as eth0, got {value!r}", field="interface")
     return text
 
 
@@ -62,9 +72,9 @@ def hostname(hostname: str, domain: str = "", address: str | None = None) -> Ite
 
         balancer_host.hostname(hostname="lb1", domain="corp.example", address="10.0.0.27")
     """
-    short = _label(hostname, "hostname")
+    short = check_label(hostname, "hostname")
     fqdn = f"{short}.{domain}" if domain else short
-    addr = _ipv4(address, "address") if address else None
+    addr = check_ipv4(address, "address") if address else None
     want_hosts = render("hosts.j2", hostname=short, fqdn=fqdn, address=addr)
     have_name = host.get_fact(FileText, path=HOSTNAME)
     have_hosts = host.get_fact(FileText, path=HOSTS)
@@ -100,8 +110,8 @@ def resolvers(nameservers: list[str], search: list[str] | None = None) -> Iterat
         balancer_host.resolvers(nameservers=["10.0.0.10", "10.0.0.11"], search=["corp.example"])
     """
     if not nameservers or len(nameservers) > 3:
-        raise OperationInputError(f"expected 1-3 resolver addresses, got {nameservers!r}", field="nameservers")
-    servers = [_ipv4(s, f"nameservers[{i}]") for i, s in enumerate(nameservers)]
+        raise InputError(f"expected 1-3 resolver addresses, got {nameservers!r}", field="nameservers")
+    servers = [check_ipv4(s, f"nameservers[{i}]") for i, s in enumerate(nameservers)]
     want = render("resolv.conf.j2", nameservers=servers, search=list(search or []))
     have = host.get_fact(FileText, path=RESOLV)
     if same_text(have, want):
@@ -142,13 +152,9 @@ def interface(address: str, prefix_len: int, gateway: str | None = None, interfa
 
         balancer_host.interface(address="10.0.0.27", prefix_len=8, gateway="10.0.0.1")
     """
-    addr = _ipv4(address, "address")
-    if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or not 1 <= prefix_len <= 31:
-        raise OperationInputError(f"expected a prefix length 1-31, got {prefix_len!r}", field="prefix_len")
-    gw = _ipv4(gateway, "gateway") if gateway else None
+    addr = check_ipv4(address, "address")
+    prefix_len, gw = check_interface(addr, prefix_len, gateway)
     ifname = _interface(interface)
-    if gw and ipaddress.IPv4Address(gw) not in ipaddress.IPv4Network(f"{addr}/{prefix_len}", strict=False):
-        raise OperationInputError(f"{gw} is not inside {addr}/{prefix_len}", field="gateway")
     want_file = render("interfaces.j2", interface=ifname, address=addr, prefix_len=prefix_len, gateway=gw,
                        hostname=hostname or "balancer")
     have_file = host.get_fact(FileText, path=INTERFACES)
@@ -199,7 +205,7 @@ def vips(addresses: list[str], interface: str = "eth0") -> Iterator[Any]:
         balancer_host.vips(addresses=["10.0.0.28"])
     """
     ifname = _interface(interface)
-    wanted = list(dict.fromkeys(_ipv4(a, f"addresses[{i}]") for i, a in enumerate(addresses or [])))
+    wanted = list(dict.fromkeys(check_ipv4(a, f"addresses[{i}]") for i, a in enumerate(addresses or [])))
     want_file = render("vips.j2", interface=ifname, vips=wanted)
     have_file = host.get_fact(FileText, path=VIPS_FILE)
     current = [a["address"] for a in host.get_fact(Addresses, interface=ifname) if a["prefix_len"] == 32]

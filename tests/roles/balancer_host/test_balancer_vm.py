@@ -7,6 +7,7 @@ and a config the balancer refuses leaves the old one serving. Tests run in order
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import time
@@ -195,6 +196,35 @@ def test_config_change_reloads_without_dropping_a_connection(imported: BalancerL
                 s.close()
         time.sleep(0.5)
     assert "EX13-3.corp.example" in seen, seen
+
+
+def test_dry_run_shows_exactly_the_pending_change_and_leaves_the_vm_alone(imported: BalancerLab) -> None:
+    bl = imported
+    before = vm(bl, "sha256sum /etc/exha-lb/exha-lb.toml")
+    inv = inventory(bl, services(TWO), name="dry-change")
+    plan = run_pyinfra(inv.parent, inv, DEPLOY, "--dry", "--json", timeout=120)
+    assert plan.rc == 0, plan.output[-3000:]
+    ops = json.loads(plan.stdout[plan.stdout.index("{"):])["plan"]
+    assert [op["name"] for op in ops if op["hosts_with_change"]] == ["Config /etc/exha-lb/exha-lb.toml"]
+    diff = run_pyinfra(inv.parent, inv, DEPLOY, "--dry", "--diff", timeout=120)
+    assert "Will change /etc/exha-lb/exha-lb.toml" in diff.output
+    removed = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", diff.output).splitlines()
+               if line.strip().startswith("- ")]
+    assert any(f'address = "{NET}.25"' in line for line in removed), removed
+    assert "test-token-not-shown" not in diff.output
+    assert vm(bl, "sha256sum /etc/exha-lb/exha-lb.toml") == before
+
+
+def test_bad_inventory_value_is_one_line_and_changes_nothing(imported: BalancerLab) -> None:
+    bl = imported
+    inv = inventory(bl, services(TWO), name="bad-input")
+    text = inv.read_text().replace(f"'balancer_gateway': '{NET}.1'", "'balancer_gateway': '192.0.2.1'")
+    inv.write_text(text)
+    run = apply(bl, inv)
+    assert run.rc != 0
+    assert f"balancer_gateway: 192.0.2.1 is not inside {FINAL}/8" in run.output
+    assert "Traceback" not in run.output
+    assert f"default via {NET}.1 dev eth0" in vm(bl, "ip -4 route show default")
 
 
 def test_broken_config_is_refused_on_the_host_and_the_old_one_keeps_serving(imported: BalancerLab) -> None:

@@ -1,4 +1,4 @@
-"""The `exha` command: the toolkit's entry point (`exha lab …`, later `exha runbook …`)."""
+"""The `exha` command: the toolkit's entry point (`exha lab …`, `exha runbook …`, `exha report`, `exha result`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ def _register() -> None:
     from lab.cli import lab as lab_group
 
     main.add_command(lab_group)
+
+    from roles.runbook.cli import report, result, runbook
+
+    main.add_command(runbook)
+    main.add_command(report)
+    main.add_command(result)
 
 
 _register()

@@ -1,0 +1,1 @@
+"""The change-window runbook: plan, apply with a journal of prior values, verify, roll back."""

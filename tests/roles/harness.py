@@ -348,3 +348,14 @@ def loopback_addresses(*addresses: str) -> Iterator[None]:
     finally:
         for address in added:
             subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)
+
+
+def site_data(**over: Any) -> dict[str, Any]:
+    """The lab site's values (inventory/lab.site.toml through roles.site) as the host data role deploys
+    read (`vip`, `zone`, `asa_object_names`, ...), with `over` on top."""
+    from roles.site import load_site
+
+    data = load_site(ROOT / "inventory" / "lab.site.toml").group_data()
+    data.pop("site", None)
+    data.update(over)
+    return data

@@ -14,12 +14,11 @@ from typing import Any
 
 import asyncssh
 import pytest
-from harness import ROOT, CliRun, Peer, free_port, run_pyinfra, write_inventory
+from harness import ROOT, CliRun, Peer, free_port, run_pyinfra, site_data, write_inventory
 from netmiko import ConnectHandler
 
 ADDRESS = "127.0.0.31"
 DEPLOY = ROOT / "deploys" / "asa.py"
-SITE = ROOT / "inventory" / "group_data" / "all.py"
 NAT = " nat (inside,outside) static 198.51.100.25"
 
 
@@ -32,14 +31,13 @@ class Asa:
     work: Path
 
     def data(self, **over: Any) -> dict[str, Any]:
-        data = {"asa_host": ADDRESS, "asa_port": self.peer.port, "asa_username": "admin",
+        data = {**site_data(), "asa_host": ADDRESS, "asa_port": self.peer.port, "asa_username": "admin",
                 "asa_password": self.password, "asa_enable_secret": self.secret}
         data.update(over)
         return data
 
     def inventory(self, **over: Any) -> Path:
-        return write_inventory(self.work, {"firewalls": [("@exha-asa/asa1", self.data(**over))]},
-                               {"all": SITE})
+        return write_inventory(self.work, {"firewalls": [("@exha-asa/asa1", self.data(**over))]})
 
     def run(self, *args: str, deploy: Path = DEPLOY, **over: Any) -> CliRun:
         return run_pyinfra(self.work, self.inventory(**over), deploy, *args)
@@ -88,7 +86,7 @@ def asa(tmp_path: Path, peers: list[Peer]) -> Iterator[Asa]:
                 ADDRESS, port, tmp_path / "asa-sim.log",
                 {"ASA_SIM_PASSWORD": password, "ASA_SIM_ENABLE_SECRET": secret})
     peers.append(peer.start())
-    work = tmp_path / "work"
+    work = tmp_path / "asa-work"
     work.mkdir()
     yield Asa(peer, state, password, secret, work)
 

@@ -21,13 +21,13 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 import pytest
-from harness import ROOT, CliRun, Peer, free_port, loopback_addresses, run_pyinfra, write_inventory
+from harness import (ROOT, CliRun, Peer, free_port, loopback_addresses, run_pyinfra, site_data,
+                     write_inventory)
 
 PRIMARY, SECONDARY = "127.0.0.41", "127.0.0.42"
 ZONE = "corp.example"
 KEY_NAME = "exha-test-update"
 DEPLOY = ROOT / "deploys" / "dns.py"
-SITE = ROOT / "inventory" / "group_data" / "all.py"
 
 ZONE_TEXT = f"""$ORIGIN {ZONE}.
 $TTL 3600
@@ -70,14 +70,15 @@ class Dns:
     work: Path
 
     def data(self, **over: Any) -> dict[str, Any]:
-        data = {"dns_server": PRIMARY, "dns_port": self.port, "dns_zone": ZONE, "dns_tsig_name": KEY_NAME,
+        data = {**site_data(), "dns_server": PRIMARY, "dns_port": self.port, "dns_zone": ZONE,
+                "dns_tsig_name": KEY_NAME,
                 "dns_tsig_secret": self.secret, "dns_tsig_algorithm": "hmac-sha256", "dns_timeout": 3.0,
                 "dns_verify_timeout": 10.0}
         data.update(over)
         return data
 
     def run(self, *args: str, **over: Any) -> CliRun:
-        inventory = write_inventory(self.work, {"dns": [("@exha-dns/dc1", self.data(**over))]}, {"all": SITE})
+        inventory = write_inventory(self.work, {"dns": [("@exha-dns/dc1", self.data(**over))]})
         return run_pyinfra(self.work, inventory, DEPLOY, *args)
 
     def answer(self, server: str, record: str = f"outlook.{ZONE}") -> tuple[int, list[str]] | None:
@@ -125,7 +126,7 @@ def _start_bind(named: str, tmp_path: Path, peers: list[Peer]) -> Iterator[Dns]:
                     tmp_path / f"named-{role}.log")
         peers.append(peer.start())
         started.append(peer)
-    work = tmp_path / "work"
+    work = tmp_path / "dns-work"
     work.mkdir()
     handle = Dns(started[0], started[1], port, secret, work)
     deadline = time.monotonic() + 20
@@ -257,7 +258,7 @@ def test_lagging_secondary_fails_after_verify_timeout(bind: Dns) -> None:
 def test_facts_from_the_command_line(bind: Dns) -> None:
     import json
 
-    inventory = write_inventory(bind.work, {"dns": [("@exha-dns/dc1", bind.data())]}, {"all": SITE})
+    inventory = write_inventory(bind.work, {"dns": [("@exha-dns/dc1", bind.data())]})
     record = run_pyinfra(bind.work, inventory, "fact", "roles.dns.facts.ARecord", f"zone={ZONE}",
                          "record=outlook", "--json")
     assert record.rc == 0, record.output
@@ -292,7 +293,7 @@ def test_lower_ttl_ahead_of_the_window(bind: Dns) -> None:
     deploy = bind.work / "lower.py"
     deploy.write_text("from roles.dns import operations as dns\n"
                       f"dns.lower_ttl(name='lower', zone='{ZONE}', record='outlook', ttl=60)\n")
-    inventory = write_inventory(bind.work, {"dns": [("@exha-dns/dc1", bind.data())]}, {"all": SITE})
+    inventory = write_inventory(bind.work, {"dns": [("@exha-dns/dc1", bind.data())]})
     first = run_pyinfra(bind.work, inventory, deploy, "-y")
     assert first.rc == 0 and table_row(first, "lower") == ["1", "1", "-", "-"], first.output
     assert bind.answer(PRIMARY) == bind.answer(SECONDARY) == (60, ["10.0.0.23"])

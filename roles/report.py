@@ -96,10 +96,13 @@ def markdown(report: Report) -> str:
     for h in report.hosts:
         ops = [op for op, hosts in report.pending.items() if h in hosts]
         out.append(f"| `{h}` | {'<br>'.join(ops) or '(see diff)'} |")
+    conditional = r.conditional()
     for h in report.hosts:
         out += ["", f"## `{h}`", ""]
         for op in (op for op, hosts in report.pending.items() if h in hosts):
             out.append(f"- {op}")
+        for op in (op for op, hosts in conditional.items() if h in hosts):
+            out.append(f"- {op} (only if an earlier change calls for it)")
         for d in (d for d in report.diffs if d.host == h):
             out += ["", f"### {d.label}", "", "```diff", *d.lines, "```"]
     return "\n".join(out) + "\n"

@@ -50,10 +50,13 @@ class Run:
 
     def pending(self) -> dict[str, list[str]]:
         """{operation name: hosts with a change} from a --dry plan."""
-        return {op["name"]: list(op.get("hosts_with_change") or []) + list(op.get("hosts_with_conditional_change")
-                                                                          or [])
-                for op in (self.data or {}).get("plan") or []
-                if op.get("hosts_with_change") or op.get("hosts_with_conditional_change")}
+        return {op["name"]: list(op["hosts_with_change"]) for op in (self.data or {}).get("plan") or []
+                if op.get("hosts_with_change")}
+
+    def conditional(self) -> dict[str, list[str]]:
+        """{operation name: hosts} of operations that run only if an earlier one changes something."""
+        return {op["name"]: list(op["hosts_with_conditional_change"]) for op in (self.data or {}).get("plan") or []
+                if op.get("hosts_with_conditional_change")}
 
 
 def pyinfra_argv() -> list[str]:

@@ -6,11 +6,15 @@ the cause, so a change-window operator can act on it without a traceback.
     │   └── DeviceAuthError       bad credentials, TSIG key refused, WinRM 401
     ├── FactParseError            device output that does not parse
     ├── DeviceCommandError        the device rejected a command (ASA ERROR:, PowerShell error, DNS rcode)
-    ├── OperationInputError       bad operation arguments (+ ValueError)
-    └── SiteConfigError           invalid inventory / site description (+ ValueError)
+    ├── OperationInputError       bad operation arguments (+ pyinfra OperationValueError, ValueError)
+    └── SiteConfigError           invalid inventory / site description (+ PyinfraError, ValueError)
+
+The pyinfra bases make pyinfra's CLI print these as one "Operation error" / "pyinfra error" line.
 """
 
 from __future__ import annotations
+
+from pyinfra.api.exceptions import OperationValueError, PyinfraError
 
 
 class ExhaError(Exception):
@@ -50,13 +54,13 @@ class DeviceCommandError(ExhaError):
     fmt = "{host}: command {command!r} rejected by device: {cause}"
 
 
-class OperationInputError(ExhaError, ValueError):
+class OperationInputError(ExhaError, OperationValueError):
     """An operation got an argument it cannot use."""
 
     fmt = "{field}: {cause}"
 
 
-class SiteConfigError(ExhaError, ValueError):
+class SiteConfigError(ExhaError, PyinfraError, ValueError):
     """The site description (inventory data) is invalid."""
 
     fmt = "{source}: {field}: {cause}"

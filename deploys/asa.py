@@ -2,7 +2,8 @@
 
     pyinfra inventory/lab.py deploys/asa.py --limit firewalls [--dry --diff]
 
-Desired values come from host/group data: `asa_object_names` (e.g. EXCH-SMTP, EXCH-HTTPS) and `vip`;
+Desired values come from host/group data, i.e. the site description (inventory/lab.site.toml, validated by
+roles/site.py): `asa_object_names` (e.g. EXCH-SMTP, EXCH-HTTPS) and `vip`;
 `asa_backup_dir` (default backups/asa) receives each object's config as it was before the change.
 """
 

@@ -3,8 +3,8 @@ until every nameserver of the zone answers it.
 
     pyinfra inventory/lab.py deploys/dns.py --limit dns [--dry --diff]
 
-Desired values come from host/group data: `zone`, `cas_array_name`, `vip`, and optionally
-`cas_array_ttl` (default: keep the record's TTL).
+Desired values come from host/group data, i.e. the site description (inventory/lab.site.toml, validated by
+roles/site.py): `zone`, `cas_array_name`, `vip`, and optionally `cas_array_ttl` (default: keep the TTL).
 """
 
 from pyinfra import host

@@ -14,7 +14,6 @@ from roles.api import ApiCall, show_diff
 from roles.asa.config import ObjectState, desired_address, object_lines, same_object
 from roles.asa.facts import NetworkObject
 from roles.errors import OperationInputError
-from roles.winrm.inputs import InputError
 
 
 @operation()
@@ -46,8 +45,8 @@ def network_object(
     """
     try:
         address = _validate(object_name, host, subnet, ip_range, present)
-    except OperationInputError as e:   # as pyinfra's OperationValueError: one line naming this module
-        raise InputError(e.cause, **e.fields) from None
+    except OperationInputError as e:   # re-raised here: pyinfra names this module in its one-line error
+        raise OperationInputError(e.cause, **e.fields) from None
     target = context.host
     fact = target.get_fact(NetworkObject, object_name=object_name)
     running, startup = fact["running"], fact["startup"]

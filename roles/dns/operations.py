@@ -16,7 +16,6 @@ from roles.api import ApiCall, show_diff
 from roles.dns.facts import ARecord
 from roles.dns.records import (ARecordState, addresses_of, describe, record_fqdn, ttl_of, zone_name)
 from roles.errors import OperationInputError
-from roles.winrm.inputs import InputError
 
 
 @operation()
@@ -49,8 +48,8 @@ def a_record(
         fqdn = record_fqdn(z, record)
         wanted = addresses_of(addresses)
         ttl_of(ttl, None)
-    except OperationInputError as e:   # as pyinfra's OperationValueError: one line naming this module
-        raise InputError(e.cause, **e.fields) from None
+    except OperationInputError as e:   # re-raised here: pyinfra names this module in its one-line error
+        raise OperationInputError(e.cause, **e.fields) from None
     current: ARecordState | None = host.get_fact(ARecord, zone=z, record=record)
     desired: ARecordState = {"ttl": ttl_of(ttl, current), "addresses": wanted}
     if current == desired:
@@ -86,10 +85,10 @@ def lower_ttl(
         fqdn = record_fqdn(z, record)
         target_ttl = ttl_of(ttl, None)
     except OperationInputError as e:
-        raise InputError(e.cause, **e.fields) from None
+        raise OperationInputError(e.cause, **e.fields) from None
     current: ARecordState | None = host.get_fact(ARecord, zone=z, record=record)
     if current is None:
-        raise InputError(f"{fqdn} has no A record to lower the TTL of", field="record")
+        raise OperationInputError(f"{fqdn} has no A record to lower the TTL of", field="record")
     if current["ttl"] <= target_ttl:
         host.noop(f"{fqdn} A ttl already {current['ttl']} (at or below {target_ttl})")
         return

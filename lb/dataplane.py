@@ -20,6 +20,7 @@ from lb.sockopts import original_dst, transparent_socket
 from lb.state import DISABLED, DRAIN, ServerTable
 
 MAX_HEAD = 65536
+TICK = 0.1  # housekeeping period: connect timeouts, state changes; idle/drain checks every 10th tick
 HIGH_WATER = 256 * 1024
 
 
@@ -162,7 +163,8 @@ class Session(asyncio.Protocol):
     """The client side of one proxied connection; owns the pairing with its Upstream."""
 
     __slots__ = ("listener", "loop", "transport", "upstream", "backend", "service", "client_ip", "dst_port",
-                 "pending", "last", "closed", "insert_cookie", "eofs", "started")
+                 "pending", "last", "closed", "insert_cookie", "eofs", "started", "timed_out", "task",
+                 "connect_deadline")
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
@@ -174,6 +176,7 @@ class Session(asyncio.Protocol):
         self.insert_cookie: bytes | None = None
         self.eofs = 0
         self.started = False
+        self.task: asyncio.Task[None] | None = None
 
     # -- client events ------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -198,7 +201,7 @@ class Session(asyncio.Protocol):
         if not service.http:
             transport.pause_reading()
             self.started = True
-            self.loop.create_task(self._connect(None))
+            self.task = self.loop.create_task(self._connect(None))
 
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
@@ -215,7 +218,7 @@ class Session(asyncio.Protocol):
                 self.started = True
                 self.transport.pause_reading()
                 cookie = find_cookie(head, self.service.cookie_name) if self.service.cookie_name else None
-                self.loop.create_task(self._connect(cookie))
+                self.task = self.loop.create_task(self._connect(cookie))
 
     def eof_received(self) -> bool:
         if self.upstream is None:
@@ -251,34 +254,48 @@ class Session(asyncio.Protocol):
                                       b"; Path=/; HttpOnly" + secure + b"\r\n")
             else:
                 self.insert_cookie = None
+            self.timed_out = False
+            self.connect_deadline = self.loop.time() + service.connect_timeout
+            connecting = self.listener.connecting
+            connecting.add(self)  # the data plane's ticker enforces the connect timeout (no timer per connect)
             try:
-                async with asyncio.timeout(service.connect_timeout):
-                    if service.vs.transparent:
-                        sock = transparent_socket(self.client_ip)
-                        try:
-                            await self.loop.sock_connect(sock, (b.address, port))
-                        except BaseException:
-                            sock.close()
-                            raise
-                        tr, _ = await self.loop.create_connection(
-                            lambda: Upstream(self, b), sock=sock, ssl=service.client_ssl,
-                            server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
-                    else:
-                        tr, _ = await self.loop.create_connection(
-                            lambda: Upstream(self, b), b.address, port, ssl=service.client_ssl,
-                            server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
-            except (OSError, TimeoutError, ssl.SSLError) as exc:
+                if service.vs.transparent:
+                    sock = transparent_socket(self.client_ip)
+                    try:
+                        await self.loop.sock_connect(sock, (b.address, port))
+                    except BaseException:
+                        sock.close()
+                        raise
+                    tr, _ = await self.loop.create_connection(
+                        lambda: Upstream(self, b), sock=sock, ssl=service.client_ssl,
+                        server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
+                else:
+                    tr, _ = await self.loop.create_connection(
+                        lambda: Upstream(self, b), b.address, port, ssl=service.client_ssl,
+                        server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
+            except (OSError, ssl.SSLError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and not self.timed_out:
+                    raise
                 if self.listener.table.mark_passive_down(b.slot):
                     log.event(log.health, logging.WARNING, "server_down", service=service.name,
                               server=f"{b.address}:{port}", check="passive",
-                              reason=getattr(exc, "strerror", None) or type(exc).__name__)
+                              reason="TimeoutError" if self.timed_out else
+                              (getattr(exc, "strerror", None) or type(exc).__name__))
                 exclude = (exclude or set()) | {b}
                 continue
+            finally:
+                connecting.discard(self)
             if self.closed:
                 tr.close()
                 return
             self._attach(b, tr)  # type: ignore[arg-type]
             return
+
+    def connect_timed_out(self) -> None:
+        """The connect to a server took longer than the service's connect timeout: give up on that server."""
+        self.timed_out = True
+        if self.task is not None:
+            self.task.cancel()
 
     def _attach(self, b: Backend, tr: asyncio.Transport) -> None:
         tr.set_write_buffer_limits(HIGH_WATER)
@@ -346,6 +363,7 @@ class Listener:
         self.service: ServiceRuntime | None = None
         self.wildcard: dict[str, ServiceRuntime] = {}
         self.server: asyncio.AbstractServer | None = None
+        self.connecting: set[Session] = set()
 
     async def start(self, ssl_ctx: ssl.SSLContext | None) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -379,6 +397,7 @@ class Dataplane:
         self.persist: dict[str, SourceTable] = {}
         self.generation = -1
         self.retired: dict[str, tuple[Backend, float]] = {}
+        self.connecting: set[Session] = set()
         self._ticker: asyncio.Task[None] | None = None
         self.config: Config | None = None
 
@@ -417,6 +436,7 @@ class Dataplane:
                 if key in self.listeners and not key[2]:
                     continue
                 lst = Listener(self.loop, self.table, key[0], key[1])
+                lst.connecting = self.connecting
                 await lst.start(rts[0].server_ssl)  # a TLS listener is re-created to pick up new certificates
                 created[key] = lst
         except OSError as exc:
@@ -444,13 +464,13 @@ class Dataplane:
             self._ticker = self.loop.create_task(self._tick())
 
     async def _tick(self) -> None:
-        """Every 0.25 s: publish counters, react to server state changes, enforce idle and drain timeouts."""
+        """Every TICK seconds: publish counters, react to server state changes, enforce idle and drain timeouts."""
         n = 0
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(TICK)
             n += 1
             try:
-                self.sweep(full=(n % 4 == 0))
+                self.sweep(full=(n % 10 == 0))
             except Exception:  # keep the ticker alive whatever happens; log the cause
                 log.root.exception("sweep failed")
 
@@ -463,6 +483,11 @@ class Dataplane:
     def sweep(self, full: bool = True) -> None:
         table = self.table
         self.publish()
+        if self.connecting:
+            now = self.loop.time()
+            for s in [s for s in self.connecting if s.connect_deadline < now]:
+                self.connecting.discard(s)
+                s.connect_timed_out()
         gen = table.generation()
         if gen != self.generation:
             self.generation = gen

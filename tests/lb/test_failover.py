@@ -167,3 +167,69 @@ def test_drain_and_disable(net: Net, backend: Callable[..., Proc], balancer: Cal
     time.sleep(0.6)
     assert not _alive(held)                                                      # disable closes at once
     assert lb.server("web", net.host(24))["admin"] == "disabled"
+
+
+class _Blackhole:
+    """A listening socket whose accept queue is full: further SYNs are dropped, so connects hang."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.listener = socket.socket()
+        self.listener.bind((address, port))
+        self.listener.listen(0)
+        self.fillers = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex((address, port))
+            self.fillers.append(s)
+        time.sleep(0.2)
+
+    def close(self) -> None:
+        for s in self.fillers:
+            s.close()
+        self.listener.close()
+
+
+def test_connect_timeout_retries_on_another_server(net: Net, backend: Callable[..., Proc],
+                                                   balancer: Callable[..., Balancer]) -> None:
+    backend("http", "A", net.host(23), 8001)
+    hole = _Blackhole(net.host(24), 8001)
+    try:
+        lb = balancer(_config(net, 8001, 'kind = "none"', "[virtual_services.timeouts]\nconnect = 0.5"))
+        got = [http_get(net.vip, 8001)[1]["x-server"] for _ in range(4)]
+        assert got == ["A"] * 4  # the one that went to B waited 0.5 s, then went to A
+        assert lb.server("web", net.host(24))["state"] == "down"
+        assert "reason=TimeoutError" in lb.log_events("server_down")[0]
+    finally:
+        hole.close()
+
+
+def test_blackholed_backend_detected_within_interval_times_fall(net: Net, backend: Callable[..., Proc],
+                                                                balancer: Callable[..., Balancer]) -> None:
+    backend("http", "A", net.host(23), 8001)
+    interval, timeout, fall = 0.4, 0.3, 3
+    with socket.socket() as b_listener:
+        b_listener.bind((net.host(24), 8001))
+        b_listener.listen(64)
+        lb = balancer(_config(net, 8001, f'kind = "tcp"\ninterval = {interval}\ntimeout = {timeout}\nfall = {fall}'))
+        assert lb.server("web", net.host(24))["state"] == "up"
+        b_listener.close()
+        hole = _Blackhole(net.host(24), 8001)  # same address, now dropping SYNs
+        try:
+            took = lb.wait(lambda: lb.server("web", net.host(24))["state"] == "down", 10, "B down")
+            assert took <= interval * fall + timeout + 1.0, took
+            assert lb.server("web", net.host(24))["last_check"]["detail"] == "timeout after 0.3s"
+        finally:
+            hole.close()
+
+
+def test_idle_timeout_closes_quiet_connections(net: Net, backend: Callable[..., Proc],
+                                               balancer: Callable[..., Balancer]) -> None:
+    backend("http", "A", net.host(23), 8001)
+    backend("http", "B", net.host(24), 8001)
+    balancer(_config(net, 8001, 'kind = "tcp"\ninterval = 0.5', "[virtual_services.timeouts]\nidle = 0.6"))
+    busy, quiet = _held(net, 8001, "A"), _held(net, 8001, "B")
+    for _ in range(6):
+        time.sleep(0.25)
+        assert _alive(busy)
+    assert not _alive(quiet)

@@ -137,3 +137,34 @@ def test_cookie_persistence_owa_and_ecp_share_one(net: Net, backend: Callable[..
     # a client without the cookie is balanced as usual and gets the other server's cookie
     others = {http_get(net.vip, 8001, "/ecp/")[1]["set-cookie"].split(";")[0] for _ in range(4)}
     assert len(others) == 2
+
+
+def test_port_list_keeps_one_server_per_client(net: Net, backend: Callable[..., Proc],
+                                               balancer: Callable[..., Balancer]) -> None:
+    ports = [13135, 16000, 16001]
+    backend("echo", "A", net.host(23), ports)
+    backend("echo", "B", net.host(24), ports)
+    text = f"""
+[[virtual_services]]
+name = "mapi"
+vip = "{net.vip}"
+template = "exchange2010-mapi-static"
+ports = {ports}
+scheduler = "round_robin"
+[virtual_services.health]
+port = 13135
+interval = 0.5
+[[virtual_services.real_servers]]
+address = "{net.host(23)}"
+[[virtual_services.real_servers]]
+address = "{net.host(24)}"
+"""
+    balancer(text)
+    seen: dict[str, set[str]] = {}
+    for client in (net.host(50), net.host(51)):
+        for port in ports + ports:
+            with socket.create_connection((net.vip, port), timeout=5, source_address=(client, 0)) as s:
+                _, name, local_port, _ = s.makefile("rb").readline().decode().split()
+            assert int(local_port) == port
+            seen.setdefault(client, set()).add(name)
+    assert seen[net.host(50)] != seen[net.host(51)] and all(len(v) == 1 for v in seen.values())

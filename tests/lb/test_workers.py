@@ -75,3 +75,16 @@ def test_worker_respawn_and_stop(net: Net, backend: Callable[..., Proc], balance
     lb.proc.popen.send_signal(signal.SIGTERM)
     assert lb.proc.popen.wait(15) == 0
     assert _worker_pids(lb) == []
+
+
+def test_workers_reload_on_sighup(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
+    backend("http", "A", net.host(23), 8001)
+    backend("http", "B", net.host(24), 8001)
+    lb = balancer(_config(net))
+    assert {http_get(net.vip, 8001)[1]["x-server"] for _ in range(8)} == {"A", "B"}
+    text = lb.config.read_text()
+    lb.config.write_text(text.replace(f'[[virtual_services.real_servers]]\naddress = "{net.host(24)}"\n', ""))
+    lb.proc.popen.send_signal(signal.SIGHUP)
+    lb.wait(lambda: len(lb.state()["services"][0]["servers"]) == 1, 5, "supervisor reload")
+    time.sleep(0.5)  # the workers reload on the supervisor's SIGHUP
+    assert {http_get(net.vip, 8001)[1]["x-server"] for _ in range(10)} == {"A"}

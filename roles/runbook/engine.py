@@ -141,8 +141,8 @@ def apply(inventory: str, deploy: str, folder: Folder, extra_data: dict[str, str
         out.lines += ["failed:"] + ([f"  {op}: {', '.join(h)}" for op, h in failed.items()] or ["  (see above)"])
         done = set(changed) | set(failed)
         out.lines += ["not run:"] + ([f"  {op}" for op in doc["pending"] if op not in done] or ["  nothing"])
-        out.lines += [f"journal: {len(entries)} prior value(s) in {folder.journal}",
-                      f"to undo what was changed: exha runbook rollback --dir {folder.path}"]
+        out.lines += _journal_status(inventory, folder, entries)
+        out.lines += [f"to undo what was changed: exha runbook rollback --dir {folder.path}"]
         return out
     out.lines += [f"applied in {a.seconds:g} s: {sum(len(h) for h in changed.values())} change(s); "
                   f"journal: {len(entries)} prior value(s) in {folder.journal}"]
@@ -153,6 +153,22 @@ def apply(inventory: str, deploy: str, folder: Folder, extra_data: dict[str, str
     if not post.ok:
         out.lines.append(f"post-checks FAILED; to undo: exha runbook rollback --dir {folder.path}")
     return out
+
+
+def _journal_status(inventory: str, folder: Folder, entries: list[journal.Entry]) -> list[str]:
+    """Which journaled items the devices now show changed (a dry run of the rollback) and which not."""
+    data = {"runbook_journal": str(folder.journal), "asa_backup_dir": str(folder.path / "asa-backups")}
+    check = run(inventory, ROLLBACK_DEPLOY, "--dry", data=data)
+    if not check.ok:
+        return [f"journal: {len(entries)} prior value(s) in {folder.journal} (devices not re-read: "
+                f"{'; '.join(check.error_lines(2))})"]
+    differ = set(check.pending())
+    lines = [f"journal: {len(entries)} prior value(s) in {folder.journal}; on the devices now:"]
+    for e in entries:
+        label = f"Rollback #{e.seq}: {e.kind} {e.item} ({e.host})"
+        lines.append(f"  #{e.seq} {e.kind} {e.item} on {e.host}: "
+                     + ("CHANGED (rollback restores it)" if label in differ else "unchanged (still the prior value)"))
+    return lines
 
 
 def verify(inventory: str, deploy: str, folder: Folder) -> Outcome:

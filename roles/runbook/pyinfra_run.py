@@ -34,18 +34,37 @@ class Run:
         return self.returncode == 0
 
     def error_lines(self, limit: int = 6) -> list[str]:
-        """pyinfra's own error lines (connect/op errors, `pyinfra error:`), last ones first-class."""
+        """pyinfra's error lines (connect/op errors, `pyinfra error:`), the first ones: the cause comes first."""
         keep = [ln.strip() for ln in self.stderr.splitlines()
-                if re.search(r"error|failed|Error|refused|cannot|not ", ln) and ln.strip()]
-        return keep[-limit:] or [ln.strip() for ln in self.stderr.splitlines() if ln.strip()][-limit:]
+                if re.search(r"error|failed|Error|refused|cannot|rejected|stopped", ln) and ln.strip()
+                and "executed 0 commands" not in ln]
+        return keep[:limit] or [ln.strip() for ln in self.stderr.splitlines() if ln.strip()][-limit:]
 
     def changed(self) -> dict[str, list[str]]:
-        """{operation name: hosts it changed} from the results."""
-        ops = ((self.data or {}).get("results") or {}).get("operations") or []
+        """{operation name: hosts it changed} from the results, or from the log when pyinfra stopped before
+        printing them (every host failed)."""
+        ops = ((self.data or {}).get("results") or {}).get("operations")
+        if ops is None:
+            return self._logged("Success")
         return {op["name"]: list(op.get("success") or []) for op in ops if op.get("success")}
 
+    def _logged(self, outcome: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        current = ""
+        for line in self.stderr.splitlines():
+            m = re.match(r"^--> Starting operation: (.*?)\s*$", line)
+            if m:
+                current = m.group(1)
+                continue
+            m = re.match(r"^\s*\[([^\]]+)\]\s+(.*?)\s*$", line)
+            if current and m and m.group(2).startswith(outcome):
+                out.setdefault(current, []).append(m.group(1))
+        return out
+
     def failed(self) -> dict[str, list[str]]:
-        ops = ((self.data or {}).get("results") or {}).get("operations") or []
+        ops = ((self.data or {}).get("results") or {}).get("operations")
+        if ops is None:
+            return self._logged("Error")
         return {op["name"]: list(op.get("error") or []) for op in ops if op.get("error")}
 
     def pending(self) -> dict[str, list[str]]:

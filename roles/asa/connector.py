@@ -151,12 +151,25 @@ class AsaConnector(ApiConnector):
                 pass
             self.session = None
 
+    def _ensure_session(self) -> None:
+        """Open the session, or open it again if the ASA dropped it (its SSH idle timeout may pass while
+        an operator reads the plan at pyinfra's confirm prompt, between reading facts and changing)."""
+        if self.session is not None:
+            try:
+                alive = bool(self.session.is_alive())
+            except (OSError, SSHException, EOFError):
+                alive = False
+            if alive:
+                return
+            self.log.info("session was closed by the ASA; logging in again")
+            self.close()
+        self.open()
+
     def _send(self, command: str) -> str:
         """Run one exec command; device errors (ERROR: lines) raise DeviceCommandError."""
         from netmiko.exceptions import NetmikoBaseException, ReadTimeout
 
-        if self.session is None:
-            self.open()
+        self._ensure_session()
         self.log.debug("sending %r", command)
         try:
             output = str(self.session.send_command(command, strip_prompt=True, strip_command=True,
@@ -175,8 +188,7 @@ class AsaConnector(ApiConnector):
     def _configure(self, lines: list[str]) -> str:
         from netmiko.exceptions import NetmikoBaseException, ReadTimeout
 
-        if self.session is None:
-            self.open()
+        self._ensure_session()
         self.log.debug("configuring %r", lines)
         try:
             output = str(self.session.send_config_set(lines, cmd_verify=True,

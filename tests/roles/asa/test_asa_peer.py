@@ -269,3 +269,27 @@ def test_bad_site_value_is_one_line_and_changes_nothing(asa: Asa) -> None:
         "host: '10.0.0.300' is not a valid IPv4 host: Octet 300 (> 255) not permitted in '10.0.0.300'"), run.stderr
     assert "roles/asa/operations.py" in run.stderr.strip().splitlines()[-1]
     assert asa.show("show running-config") == before
+
+
+def test_dropped_session_is_reopened(asa: Asa) -> None:
+    """The ASA restarts (or drops an idle session) between the plan and the change: the connector logs in
+    again instead of failing."""
+    from pyinfra.api import Config, Inventory, State
+
+    from roles.api import ApiCall
+
+    inventory = Inventory(([("@exha-asa/asa1", asa.data())], {}))
+    State(inventory, Config())
+    connector = inventory.get_host("@exha-asa/asa1").connector
+    connector.connect()
+    try:
+        ok, first = connector.run_shell_command(ApiCall("asa.show", commands=["show running-config nat"]))
+        assert ok, first.stderr
+        asa.peer.stop()
+        asa.peer.start()
+        connector._cache = {}
+        ok, again = connector.run_shell_command(ApiCall("asa.show", commands=["show running-config nat"]))
+        assert ok, again.stderr
+        assert again.stdout_lines == first.stdout_lines
+    finally:
+        connector.disconnect()

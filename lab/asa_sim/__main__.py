@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from lab.asa_sim.server import AsaSettings, serve
+from lab.asa_sim.server import AsaSettings, StartError, serve
 
 
 def _parse(argv: list[str] | None) -> AsaSettings:
@@ -50,10 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         return 0
-    except OSError as e:
-        print(
-            f"asa_sim: cannot listen on {settings.listen}:{settings.port}: {e.strerror or e}", file=sys.stderr
-        )
+    except StartError as e:
+        print(f"asa_sim: {e}", file=sys.stderr)
         return 1
     return 0
 

@@ -164,7 +164,12 @@ class AsaServer:
                             mode=mode,
                             command=HIDDEN if hide else buf,
                         )
-                        reply = cli.feed(buf)
+                        try:
+                            reply = cli.feed(buf)
+                        except Exception as e:  # a simulator bug must not end the session silently
+                            error = f"{type(e).__name__}: {e}"
+                            self.log.write(event="internal-error", session=sid, error=error)
+                            reply = Reply(f"ERROR: simulator internal error ({type(e).__name__})", cli.prompt)
                         buf = ""
                         hide = reply.hide_input
                         self._send(process, reply)
@@ -197,10 +202,20 @@ class AsaServer:
         process.stdout.write(text + reply.prompt.replace("\n", "\r\n"))
 
 
+class StartError(Exception):
+    """The simulator cannot start: the message names the file or address and the cause."""
+
+
 async def serve(settings: AsaSettings) -> None:
     """Run the simulator until cancelled."""
-    server = AsaServer(settings)
-    acceptor = await server.start()
+    try:
+        server = AsaServer(settings)
+    except OSError as e:
+        raise StartError(f"state folder {settings.state}: {e.strerror or e}") from e
+    try:
+        acceptor = await server.start()
+    except OSError as e:
+        raise StartError(f"cannot listen on {settings.listen}:{settings.port}: {e.strerror or e}") from e
     server.log.write(
         event="start", listen=settings.listen, port=settings.port, hostname=server.device.config.hostname
     )

@@ -106,14 +106,22 @@ def main(argv: list[str] | None = None) -> int:
         exchange_servers=servers_list or (a.server_name,),
         cas_array_fqdn=a.cas_array_fqdn,
     )
-    a.state.mkdir(parents=True, exist_ok=True)
     host = Host(ident, JsonStore(a.state / "host.json", initial_host_state(ident)))
     if a.role == "exchange":
         host.org = JsonStore(a.org_state or a.state / "org.json", initial_org_state(ident))
-        host.org.read()  # create it now, so it is there to inspect
     else:
         host.dns = _dns_target(p, a)
-    host.host.read()
+    for store in (host.host, host.org):
+        if store is None:
+            continue
+        try:
+            store.read()  # create it now (so it is there to inspect) and check it is readable JSON
+        except OSError as e:
+            print(f"winrm_sim: {store.path}: {e.strerror or e}", file=sys.stderr)
+            return 1
+        except ValueError as e:
+            print(f"winrm_sim: {store.path}: not valid JSON ({e}); fix or delete it", file=sys.stderr)
+            return 1
     log = CommandLog(a.state / "commands.jsonl")
     scheme, port = ("https", a.https_port) if a.https_port and not a.http_port else ("http", a.http_port)
     app = WinRMApp(host, Credentials(a.username, password), log, f"{scheme}://{a.listen}:{port}/wsman")

@@ -681,7 +681,7 @@ class Engine:
             out: list[Any] = []
             for obj in inp:
                 try:
-                    out += spec.run(self.ctx, {**args, spec.per_object: obj}, [])
+                    out += _invoke(spec, self.ctx, {**args, spec.per_object: obj}, [])
                 except PSPartial as e:
                     out += e.values
                     self.report(self._record(e, cmd, spec.name), action)
@@ -700,7 +700,7 @@ class Engine:
             self.report(self._record(e, cmd, spec.name), action)
             raise _StatementError()
         try:
-            return spec.run(self.ctx, args, inp)
+            return _invoke(spec, self.ctx, args, inp)
         except PSPartial as e:
             self.report(self._record(e, cmd, spec.name), action)
             return e.values
@@ -830,6 +830,17 @@ class Engine:
                 line_text=self.lines[target.token.line - 1],
             )
             self.report(rec, str(self.ctx.variables.get("erroractionpreference", "Continue")))
+
+
+def _invoke(spec: Cmdlet, ctx: Context, args: dict[str, Any], inp: list[Any]) -> list[Any]:
+    """Run a cmdlet; a failure that is not a PowerShell error (state file, network) becomes one."""
+    try:
+        return spec.run(ctx, args, inp)
+    except PSError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise PSError(f"The lab's WinRM simulator failed running {spec.name}: {type(e).__name__}: {e}",
+                      "NotSpecified", "SimulatorException", f"SimulatorException,{spec.class_name}") from e
 
 
 class _StatementError(Exception):

@@ -90,8 +90,15 @@ def _handler(app: WinRMApp, scheme: str) -> type[BaseHTTPRequestHandler]:
             self._reply(405, extra={"Allow": "POST"})
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            data = self.rfile.read(min(length, MAX_BODY)) if length else b""
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                self.close_connection = True
+                self._reply(413 if length > 0 else 400)
+                return
+            data = self.rfile.read(length) if length else b""
             if self.path.split("?")[0].rstrip("/").lower() != "/wsman":
                 self._reply(404)
                 return
@@ -130,6 +137,12 @@ def _handler(app: WinRMApp, scheme: str) -> type[BaseHTTPRequestHandler]:
                 body = app.shells.handle(req, on_command)
             except WsmanError as e:
                 self._reply(500, fault(e, relates))
+                return
+            except Exception as e:  # a bug or an unreadable state file: a fault, not a dropped connection
+                what = f"{type(e).__name__}: {e}"
+                app.log.write(event="internal-error", error=what)
+                err = WsmanError(2147500037, "w:InternalError", f"The WinRM simulator failed: {what}")
+                self._reply(500, fault(err, relates))
                 return
             self._reply(200, body)
 

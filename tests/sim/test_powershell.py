@@ -263,3 +263,10 @@ def test_clixml_shape() -> None:
 )
 def test_command_lines(host: Host, command: str, args: list[str], code: int) -> None:
     assert run_command_line(host, command, args, "Administrator").exit_code == code
+
+
+def test_unreadable_state_becomes_a_powershell_error(host: Host) -> None:
+    host.host.path.write_text("{not json")
+    r = run(host, "Get-Service WinRM")
+    assert r.exit_code == 1
+    assert "The lab's WinRM simulator failed running Get-Service: JSONDecodeError" in errors(r)

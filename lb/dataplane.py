@@ -222,8 +222,11 @@ class Session(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if self.upstream is None:
-            self._close()
-            return False
+            if not self.started or not self.transport.can_write_eof():
+                self._close()
+                return False
+            self.eofs = -1  # the client finished sending while we connect: pass the EOF on after attaching
+            return True
         return self.half_close(from_client=True)
 
     def pause_writing(self) -> None:
@@ -310,6 +313,10 @@ class Session(asyncio.Protocol):
             self.pending = []
             b.bytes_in += len(data)
             tr.write(data)
+        if self.eofs == -1:
+            self.eofs = 0
+            self.half_close(from_client=True)
+            return
         self.transport.resume_reading()
 
     def half_close(self, from_client: bool) -> bool:

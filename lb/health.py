@@ -12,6 +12,7 @@ import os
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from lb import log
 from lb.config import HealthCheck
@@ -170,7 +171,9 @@ class Status:
     last_at: float = 0.0
 
 
-class TableLike:
+class TableLike(Protocol):
+    """What the monitor needs from the shared server table."""
+
     def slot(self, key: str) -> int: ...
     def set_up(self, slot: int, up: bool) -> bool: ...
     def take_passive(self, slot: int) -> bool: ...

@@ -168,3 +168,16 @@ address = "{net.host(24)}"
             assert int(local_port) == port
             seen.setdefault(client, set()).add(name)
     assert seen[net.host(50)] != seen[net.host(51)] and all(len(v) == 1 for v in seen.values())
+
+
+def test_client_that_half_closes_at_once_still_gets_its_answer(net: Net, backend: Callable[..., Proc],
+                                                               balancer: Callable[..., Balancer]) -> None:
+    _servers(backend, net, [8001])
+    balancer(_service("web", net.vip, 8001, net, "round_robin"))
+    with socket.create_connection((net.vip, 8001), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)  # before the balancer has even reached a server
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b"X-Server: " in data

@@ -10,7 +10,9 @@ What it models:
 - `show curpriv`, `show version`, `show running-config` with the arguments `object`,
   `object network`, `object network NAME`, `nat`, `access-list [NAME]`, `hostname`, and
   `show startup-config`;
-- `terminal pager N` / `terminal pager lines N` / `no terminal pager`, `terminal width N`;
+- the pager: after `pager lines N` lines (24 in the seed; `terminal pager N` / `terminal pager
+  lines N` / `no terminal pager` per session) `<--- More --->` waits for space (next page), Enter
+  (next line) or any other key (stop); `terminal width N`;
 - `configure terminal`, `end`, `exit`; in config mode `object network NAME` (creates or edits) with
   `host`, `subnet`, `range`, `fqdn [v4|v6]`, `description`, ` nat (real,mapped) static|dynamic X
   [service ...]` and their `no` forms; `no object network NAME`; `hostname NAME`;
@@ -27,8 +29,7 @@ What it models:
   startup-config, so unsaved changes are lost; every line received is appended to
   `commands.jsonl` in the state folder (passwords masked).
 
-What it does NOT model: the pager (`<--- More --->` is never shown, whatever `terminal pager`
-says); `?` help and tab completion; command history and line editing beyond backspace;
+What it does NOT model: `?` help and tab completion; command history and line editing beyond backspace;
 multiple contexts (`changeto`) and failover; `login` and AAA command authorization (the SSH user is
 always privilege 1 until `enable`); object-groups, service objects, twice NAT, ACL semantics and any
 packet processing (NAT lines are configuration text only); `show nat`, `show xlate`, interfaces

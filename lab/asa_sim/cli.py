@@ -89,7 +89,7 @@ class CliSession:
         self.username = username
         self.mode = "user"
         self.object: NetworkObject | None = None
-        self.pager_lines = 24
+        self.pager_lines = device.config.pager_lines()
         self.width = 80
         self._enable_tries = 0
         self._awaiting: str | None = None  # "enable-password" or "copy-source"

@@ -163,6 +163,17 @@ class AsaConfig:
             out += obj.nat_lines()
         return out
 
+    def pager_lines(self) -> int:
+        """The `pager lines N` setting a new session's terminal starts with (24 unless configured)."""
+        for b in self.blocks:
+            if isinstance(b, Block):
+                words = b.header.split()
+                if words[:2] == ["pager", "lines"] and len(words) == 3 and words[2].isdigit():
+                    return int(words[2])
+                if words == ["no", "pager"]:
+                    return 0
+        return 24
+
     # -- changing ----------------------------------------------------------------------------
     def object(self, name: str) -> NetworkObject:
         """The object NAME, created empty if it does not exist (as `object network NAME` does)."""

@@ -8,6 +8,7 @@ import hmac
 import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,8 @@ class AsaServer:
         user = process.get_extra_info("username") or ""
         peer = (process.get_extra_info("peername") or ("?",))[0]
         cli = CliSession(self.device, user)
-        self._send(process, cli.greeting())
+        pager = Pager(process.stdout.write)
+        pager.show(cli.greeting(), 0)
         hide, buf, skip_lf = False, "", False
         try:
             while True:
@@ -153,6 +155,9 @@ class AsaServer:
                         skip_lf = False
                         continue
                     skip_lf = ch == "\r"
+                    if pager.waiting:
+                        pager.key(ch)
+                        continue
                     if ch in "\r\n":
                         process.stdout.write("\r\n")
                         mode = cli.mode
@@ -172,7 +177,7 @@ class AsaServer:
                             reply = Reply(f"ERROR: simulator internal error ({type(e).__name__})", cli.prompt)
                         buf = ""
                         hide = reply.hide_input
-                        self._send(process, reply)
+                        pager.show(reply, cli.pager_lines)
                         if reply.close:
                             process.exit(0)
                             return
@@ -192,14 +197,52 @@ class AsaServer:
             return
         process.exit(0)
 
-    @staticmethod
-    def _send(process: asyncssh.SSHServerProcess[str], reply: Reply) -> None:
+
+
+MORE = "<--- More --->"
+
+
+class Pager:
+    """Output through the ASA's pager: after `lines` lines it shows `<--- More --->` and waits for a
+    key (space: next page, Enter: next line, anything else: stop); 0 lines means no paging."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+        self.rest: list[str] = []
+        self.prompt = ""
+        self.page = 0
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.rest)
+
+    def _emit(self, lines: list[str]) -> None:
+        self.write("".join(line + "\r\n" for line in lines))
+
+    def show(self, reply: Reply, page_lines: int) -> None:
         text = reply.output
-        if text:
-            text = text.replace("\n", "\r\n")
-            if not text.endswith("\r\n"):
-                text += "\r\n"
-        process.stdout.write(text + reply.prompt.replace("\n", "\r\n"))
+        lines = text.split("\n") if text else []
+        if text.endswith("\n"):
+            lines.pop()
+        prompt = reply.prompt.replace("\n", "\r\n")
+        if page_lines and len(lines) > page_lines and not reply.close:
+            self._emit(lines[:page_lines])
+            self.rest, self.prompt, self.page = lines[page_lines:], prompt, page_lines
+            self.write(MORE)
+            return
+        self._emit(lines)
+        self.write(prompt)
+
+    def key(self, ch: str) -> None:
+        self.write("\r" + " " * len(MORE) + "\r")
+        if ch not in " \r\n":
+            self.rest = []
+            self.write(self.prompt)
+            return
+        n = self.page if ch == " " else 1
+        chunk, self.rest = self.rest[:n], self.rest[n:]
+        self._emit(chunk)
+        self.write(MORE if self.rest else self.prompt)
 
 
 class StartError(Exception):

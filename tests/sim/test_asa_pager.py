@@ -15,7 +15,9 @@ class Shell:
     def __init__(self, asa: AsaHandle) -> None:
         self.client = paramiko.SSHClient()
         self.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        self.client.connect(asa.host, asa.port, asa.username, asa.password, look_for_keys=False, allow_agent=False)
+        self.client.connect(
+            asa.host, asa.port, asa.username, asa.password, look_for_keys=False, allow_agent=False
+        )
         self.chan = self.client.invoke_shell(width=200)
 
     def until(self, text: str, timeout: float = 5.0) -> str:

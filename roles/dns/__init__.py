@@ -1,1 +1,2 @@
-"""DNS role: A records on an RFC 2136 primary with TSIG, verified on every authoritative server (`@exha-dns/<server>`)."""
+"""DNS role: A records on an RFC 2136 primary with TSIG, verified on every authoritative server
+(`@exha-dns/<server>`)."""

@@ -2,7 +2,8 @@
 and verification queries to every authoritative server of the zone.
 
 Calls: `dns.a_record` (read an A rrset from the primary), `dns.zone_nameservers` (NS set -> addresses),
-`dns.replace_a` (guarded update, then wait until every nameserver answers the new rrset). dnspython
+`dns.served_a` (what each nameserver answers), `dns.replace_a` (guarded update, then wait until every
+nameserver answers the new rrset), `dns.verify_a` (only the wait). dnspython
 timeouts, TSIG failures and rcodes become one line naming the server.
 """
 
@@ -229,31 +230,47 @@ class DnsConnector(ApiConnector):
         seen = self._wait_until_served(z, fqdn, want, verify_timeout)
         return {"record": fqdn, "addresses": addresses, "ttl": ttl, "nameservers": seen}
 
+    def _served(self, zone: str, fqdn: str, servers: list[str]) -> dict[str, str | ARecordState | None]:
+        """What each nameserver answers for `fqdn` (unsigned); a server that fails gives its error text."""
+        out: dict[str, str | ARecordState | None] = {}
+        for server in servers:
+            try:
+                out[server] = self._read_a(server, zone, fqdn, signed=False)
+            except (DeviceConnectError, DeviceCommandError) as e:   # down or slow: reported, not raised
+                out[server] = e.cause
+        return out
+
+    def _nameserver_addresses(self, zone: str) -> list[str]:
+        return sorted({a for addrs in self.api_dns_zone_nameservers(zone).values() for a in addrs},
+                      key=_address_key)
+
+    def api_dns_served_a(self, zone: str, record: str) -> dict[str, str | ARecordState | None]:
+        """{nameserver address: its A rrset for record, None, or the error text} for the zone's NS set."""
+        z = zone_name(zone)
+        return self._served(z, record_fqdn(z, record), self._nameserver_addresses(z))
+
+    def api_dns_verify_a(self, zone: str, record: str, addresses: list[str], ttl: int,
+                         verify_timeout: float | None = None) -> dict[str, Any]:
+        """Wait until every nameserver answers the rrset the primary already holds (no update)."""
+        z = zone_name(zone)
+        fqdn = record_fqdn(z, record)
+        seen = self._wait_until_served(z, fqdn, {"ttl": ttl, "addresses": addresses}, verify_timeout)
+        return {"record": fqdn, "addresses": addresses, "ttl": ttl, "nameservers": seen}
+
     def _wait_until_served(self, zone: str, fqdn: str, want: ARecordState,
                            verify_timeout: float | None) -> dict[str, str]:
-        servers = sorted({a for addrs in self.api_dns_zone_nameservers(zone).values() for a in addrs},
-                         key=_address_key)
+        servers = self._nameserver_addresses(zone)
         limit = float(verify_timeout if verify_timeout is not None
                       else self.data.get("dns_verify_timeout") or 30.0)
         deadline = time.monotonic() + limit
         while True:
-            lagging: dict[str, str] = {}
-            for server in servers:
-                try:
-                    state = self._read_a(server, zone, fqdn, signed=False)
-                except DeviceConnectError as e:   # a server down or slow: keep polling until the deadline
-                    lagging[server] = e.cause
-                    continue
-                except DeviceCommandError as e:
-                    lagging[server] = e.cause
-                    continue
-                if state != want:
-                    lagging[server] = describe(fqdn, state)
+            lagging = {s: v if isinstance(v, str) else describe(fqdn, v)
+                       for s, v in self._served(zone, fqdn, servers).items() if v != want}
             if not lagging:
                 return {s: describe(fqdn, want) for s in servers}
             if time.monotonic() >= deadline:
                 detail = "; ".join(f"{s}: {v}" for s, v in lagging.items())
-                raise DeviceCommandError(f"the primary took the update but after {limit:g}s "
+                raise DeviceCommandError(f"the primary holds the change but after {limit:g}s "
                                          f"(dns_verify_timeout) these nameservers still differ: {detail}",
                                          host=self.host.name, command=f"verify {fqdn} A")
             time.sleep(VERIFY_INTERVAL)

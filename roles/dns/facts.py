@@ -48,3 +48,23 @@ class ZoneNameservers(JsonFact[dict[str, list[str]]]):
 
     def parse(self, data: Any) -> dict[str, list[str]]:
         return {str(k): [str(a) for a in v] for k, v in dict(data or {}).items()}
+
+
+class ServedARecord(JsonFact[dict[str, Any]]):
+    """Returns what every nameserver in the zone's NS set answers for `record` (unsigned queries)::
+
+        {"10.0.0.10": {"ttl": 3600, "addresses": ["10.0.0.28"]},
+         "10.0.0.11": {"ttl": 3600, "addresses": ["10.0.0.23"]}}     # secondary not caught up yet
+
+    A server that has no A rrset gives None; one that cannot be asked gives the error text.
+    """
+
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {}
+
+    def command(self, zone: str, record: str) -> ApiCall:
+        return ApiCall("dns.served_a", zone=zone, record=record)
+
+    def parse(self, data: Any) -> dict[str, Any]:
+        return dict(data or {})

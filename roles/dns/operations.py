@@ -2,7 +2,8 @@
 
 Updates are TSIG-signed and guarded: the update only applies if the record still holds what was read, so
 a concurrent change makes it fail instead of being overwritten. A change counts as done only once every
-nameserver in the zone's NS set answers it.
+nameserver in the zone's NS set answers it; a record the primary holds but a nameserver does not answer
+yet is not converged either (the operation then waits for it without updating).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pyinfra import host
 from pyinfra.api import operation
 
 from roles.api import ApiCall, show_diff
-from roles.dns.facts import ARecord
+from roles.dns.facts import ARecord, ServedARecord
 from roles.dns.records import (ARecordState, addresses_of, describe, record_fqdn, ttl_of, zone_name)
 from roles.errors import OperationInputError
 
@@ -53,7 +54,20 @@ def a_record(
     current: ARecordState | None = host.get_fact(ARecord, zone=z, record=record)
     desired: ARecordState = {"ttl": ttl_of(ttl, current), "addresses": wanted}
     if current == desired:
-        host.noop(f"{fqdn} A already {', '.join(wanted)} (ttl {desired['ttl']})")
+        served = host.get_fact(ServedARecord, zone=z, record=record)
+        lagging = {server: answer for server, answer in served.items() if answer != desired}
+        if not lagging:
+            host.noop(f"{fqdn} A already {', '.join(wanted)} (ttl {desired['ttl']})")
+            return
+        # the primary has it but not every nameserver answers it yet: wait for them (no update)
+        show_diff(host, f"{fqdn} A on the zone's nameservers",
+                  [f"{server}: {answer if isinstance(answer, str) else describe(fqdn, answer)}"
+                   for server, answer in lagging.items()],
+                  [f"{server}: {describe(fqdn, desired)}" for server in lagging])
+        params: dict[str, object] = {}
+        if verify_timeout is not None:
+            params["verify_timeout"] = float(verify_timeout)
+        yield ApiCall("dns.verify_a", zone=z, record=record, addresses=wanted, ttl=desired["ttl"], **params)
         return
     yield from _replace(z, record, fqdn, current, desired, verify_timeout)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -254,6 +255,47 @@ def test_lagging_secondary_fails_after_verify_timeout(bind: Dns) -> None:
     assert f"{SECONDARY}:" in line and f"{PRIMARY}:" not in line.split("still differ")[1], line
     assert bind.answer(PRIMARY) == (3600, ["10.0.0.28"])
 
+    # the secondary comes back serving its old copy, cut off from the primary: the record is not converged
+    conf = Path(bind.secondary.argv[-1])
+    good = conf.read_text()
+    conf.write_text(good.replace(f"{PRIMARY} port {bind.port}", f"{PRIMARY} port {free_port(PRIMARY)}"))
+    bind.secondary.start()
+    assert bind.answer(SECONDARY) == (3600, ["10.0.0.23"])
+    dry = bind.run("--dry", "--diff")
+    assert table_row(dry, LABEL) == ["1", "(@exha-dns/dc1)", "-"], dry.output
+    assert f"Will change outlook.{ZONE} A on the zone's nameservers" in dry.stderr
+    assert (f"- {SECONDARY}: outlook.{ZONE} A 10.0.0.23 (ttl 3600)\n"
+            f"      + {SECONDARY}: outlook.{ZONE} A 10.0.0.28 (ttl 3600)") in dry.stderr, dry.stderr
+    serial = bind.serial(PRIMARY)
+    line = one_error_line(bind.run("-y", dns_verify_timeout=1.0), "still differ")
+    assert "'verify outlook.corp.example A'" in line and f"{SECONDARY}: outlook.{ZONE} A 10.0.0.23" in line
+    assert bind.serial(PRIMARY) == serial, "waiting for a nameserver must not update the zone"
+
+    # it is re-synced while the connector waits: the wait ends as soon as it answers the new record
+    from pyinfra.api import Config, Inventory, State
+
+    from roles.api import ApiCall
+
+    inventory = Inventory(([("@exha-dns/dc1", bind.data())], {}))
+    State(inventory, Config())
+    connector = inventory.get_host("@exha-dns/dc1").connector
+    result: list[Any] = []
+    call = ApiCall("dns.verify_a", zone=ZONE, record="outlook", addresses=["10.0.0.28"], ttl=3600,
+                   verify_timeout=30.0)
+    waiter = threading.Thread(target=lambda: result.append(connector.run_shell_command(call)))
+    waiter.start()
+    time.sleep(1.0)
+    bind.secondary.stop()
+    conf.write_text(good)
+    (conf.parent / "zone.db").unlink()   # a fresh copy: transferred now, not at the next refresh
+    bind.secondary.start()
+    waiter.join(40)
+    ok, output = result[0]
+    assert ok, output.stderr
+    assert bind.answer(SECONDARY) == (3600, ["10.0.0.28"])
+    assert bind.serial(PRIMARY) == serial
+    assert table_row(bind.run("-y"), "Grand total") == ["1", "-", "-", "1"]
+
 
 def test_facts_from_the_command_line(bind: Dns) -> None:
     import json
@@ -307,5 +349,6 @@ def test_bad_site_value_is_one_line_and_changes_nothing(bind: Dns) -> None:
     run = bind.run("-y", vip="10.0.0.300")
     assert run.rc == 1 and "Traceback" not in run.output, run.output
     last = run.stderr.strip().splitlines()[-1]
-    assert last.endswith("addresses: '10.0.0.300' is not an IPv4 address") and "roles/dns/operations.py" in last
+    assert last.endswith("addresses: '10.0.0.300' is not an IPv4 address"), last
+    assert "roles/dns/operations.py" in last
     assert bind.answer(PRIMARY) == (3600, ["10.0.0.23"])

@@ -9,7 +9,7 @@ import pytest
 from harness import Case, check_fact, check_operation, params
 
 from roles.dns import operations
-from roles.dns.facts import ARecord, ZoneNameservers
+from roles.dns.facts import ARecord, ServedARecord, ZoneNameservers
 from roles.dns.records import build_update
 
 HERE = Path(__file__).parent
@@ -23,6 +23,11 @@ def test_a_record_fact(case: Case) -> None:
 @pytest.mark.parametrize("case", params(HERE / "facts" / "ZoneNameservers"))
 def test_zone_nameservers_fact(case: Case) -> None:
     check_fact(ZoneNameservers, case)
+
+
+@pytest.mark.parametrize("case", params(HERE / "facts" / "ServedARecord"))
+def test_served_a_record_fact(case: Case) -> None:
+    check_fact(ServedARecord, case)
 
 
 @pytest.mark.parametrize("case", params(HERE / "operations" / "a_record"))

@@ -119,8 +119,13 @@ class CliSession:
             reply = self._object_mode(line, words)
             if reply is not None:
                 return reply
-            self.mode, self.object = "config", None  # not a sub-mode command: the ASA tries global config
-        if self.mode in ("config", "config-network-object"):
+            saved = self.mode, self.object
+            self.mode, self.object = "config", None
+            reply = self._config_mode(line, words)
+            if reply is not None:  # a global configuration command leaves the sub-mode, as on the ASA
+                return reply
+            self.mode, self.object = saved  # exec commands (show, write ...) and errors stay in it
+        elif self.mode == "config":
             reply = self._config_mode(line, words)
             if reply is not None:
                 return reply

@@ -101,6 +101,25 @@ def test_errors(mode: str, line: str, bad_word: str | None, error: str) -> None:
         assert out[-2] == " " * (len(s.prompt) + line.index(bad_word)) + "^"
 
 
+@pytest.mark.parametrize(
+    ("line", "mode", "error"),
+    [
+        pytest.param("show running-config object", "config-network-object", False, id="show-stays-in-object"),
+        pytest.param("write memory", "config-network-object", False, id="write-stays-in-object"),
+        pytest.param("frobnicate", "config-network-object", True, id="error-stays-in-object"),
+        pytest.param("object network OTHER", "config-network-object", False, id="global-command-switches"),
+        pytest.param("hostname fw9", "config", False, id="global-command-leaves-object"),
+    ],
+)
+def test_commands_in_the_object_sub_mode(line: str, mode: str, error: bool) -> None:
+    s = _session("config-network-object")
+    out = s.feed(line).output
+    assert s.mode == mode
+    assert (INVALID_INPUT in out) is error
+    if error:
+        assert out.splitlines()[0] == " " * len("asa1(config-network-object)# ") + "^"
+
+
 def test_enable_password_three_tries() -> None:
     s = _session()
     assert s.feed("enable").hide_input

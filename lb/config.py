@@ -131,6 +131,7 @@ class Config:
     wildcard_port: int = 64999
     nft_table: str = "exha_lb"
     stop_timeout: float = 10.0  # SIGTERM: how long open connections may take to finish
+    splice: bool = True  # plain TCP services move bytes with splice(2) on raw sockets
 
     def service(self, name: str) -> VirtualService:
         for vs in self.virtual_services:
@@ -378,8 +379,8 @@ def parse(text: str, file: str = "<config>", template_dirs: tuple[Path, ...] = (
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML ({exc})") from exc
-    top = _Node(file, "", data, ("workers", "log_level", "wildcard_port", "nft_table", "stop_timeout", "templates_dir",
-                                 "admin", "virtual_services"))
+    top = _Node(file, "", data, ("workers", "log_level", "wildcard_port", "nft_table", "stop_timeout", "splice",
+                                 "templates_dir", "admin", "virtual_services"))
     dirs = template_dirs
     if top.has("templates_dir"):
         dirs = (Path(file).resolve().parent / top.string("templates_dir"),) + dirs
@@ -405,7 +406,7 @@ def parse(text: str, file: str = "<config>", template_dirs: tuple[Path, ...] = (
                   workers=top.integer("workers", 1, 1, max(64, os.cpu_count() or 1)),
                   log_level=top.string("log_level", "info", ("debug", "info", "warning", "error")),
                   wildcard_port=top.integer("wildcard_port", 64999, 1, 65535), nft_table=nft_table,
-                  stop_timeout=top.number("stop_timeout", 10.0, 0, 3600))
+                  stop_timeout=top.number("stop_timeout", 10.0, 0, 3600), splice=top.boolean("splice", True))
 
 
 def _check_unique(file: str, services: tuple[VirtualService, ...]) -> None:

@@ -12,7 +12,7 @@ import logging
 import socket
 import ssl
 import time
-from lb import log
+from lb import log, splice
 from lb.config import Config, VirtualService
 from lb.persistence import SharedSourceMemory, SourceTable, cookie_value, find_cookie
 from lb.scheduling import Scheduler, make
@@ -34,7 +34,7 @@ class Backend:
         self.key, self.service, self.address, self.port, self.weight = key, service, address, port, weight
         self.slot = slot
         self.active = self.total = self.bytes_in = self.bytes_out = 0
-        self.sessions: set[Session] = set()
+        self.sessions: set[Session | splice.RawSession] = set()
         self.current_weight = 0
         self.cookie = cookie_value(address)
 
@@ -370,9 +370,10 @@ class Listener:
         self.service: ServiceRuntime | None = None
         self.wildcard: dict[str, ServiceRuntime] = {}
         self.server: asyncio.AbstractServer | None = None
-        self.connecting: set[Session] = set()
+        self.raw_sock: socket.socket | None = None
+        self.connecting: set[Session | splice.RawSession] = set()
 
-    async def start(self, ssl_ctx: ssl.SSLContext | None) -> None:
+    async def start(self, ssl_ctx: ssl.SSLContext | None, raw: bool = False) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -383,11 +384,19 @@ class Listener:
             raise
         sock.listen(4096)
         sock.setblocking(False)
+        if raw:
+            self.raw_sock = sock
+            self.loop.add_reader(sock.fileno(), splice.accept, self, sock)
+            return
         self.server = await self.loop.create_server(lambda: Session(self), sock=sock, ssl=ssl_ctx, backlog=4096)
 
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.raw_sock is not None:
+            self.loop.remove_reader(self.raw_sock.fileno())
+            self.raw_sock.close()
+            self.raw_sock = None
 
 
 class Dataplane:
@@ -398,13 +407,13 @@ class Dataplane:
         self.memory = memory
         self.worker = worker
         self.loop = asyncio.get_running_loop()
-        self.listeners: dict[tuple[str, int, bool], Listener] = {}
+        self.listeners: dict[tuple[str, int, str], Listener] = {}
         self.services: dict[str, ServiceRuntime] = {}
         self.backends: dict[str, Backend] = {}
         self.persist: dict[str, SourceTable] = {}
         self.generation = -1
         self.retired: dict[str, tuple[Backend, float]] = {}
-        self.connecting: set[Session] = set()
+        self.connecting: set[Session | splice.RawSession] = set()
         self._ticker: asyncio.Task[None] | None = None
         self.config: Config | None = None
 
@@ -430,21 +439,29 @@ class Dataplane:
                 persist[name] = table
             services[vs.name] = ServiceRuntime(vs, blist, self.table, table)
         # listeners: bind what is new first, so a failure leaves the running config alone
-        wanted: dict[tuple[str, int, bool], list[ServiceRuntime]] = {}
+        def kind(rt: ServiceRuntime) -> str:
+            if rt.server_ssl is not None:
+                return "tls"
+            raw = config.splice and splice.AVAILABLE and not rt.http and rt.client_ssl is None
+            return "raw" if raw else "proto"
+
+        wanted: dict[tuple[str, int, str], list[ServiceRuntime]] = {}
+        wild = [rt for rt in services.values() if rt.vs.wildcard]
+        if wild:
+            wild_kind = "raw" if all(kind(rt) == "raw" for rt in wild) else "proto"
+            wanted[("0.0.0.0", config.wildcard_port, wild_kind)] = wild
         for rt in services.values():
-            if rt.vs.wildcard:
-                wanted.setdefault(("0.0.0.0", config.wildcard_port, False), []).append(rt)
-            else:
-                for port in rt.vs.ports or ():
-                    wanted.setdefault((rt.vs.vip, port, rt.server_ssl is not None), []).append(rt)
-        created: dict[tuple[str, int, bool], Listener] = {}
+            for port in rt.vs.ports or ():
+                wanted.setdefault((rt.vs.vip, port, kind(rt)), []).append(rt)
+        created: dict[tuple[str, int, str], Listener] = {}
         try:
             for key, rts in wanted.items():
-                if key in self.listeners and not key[2]:
+                if key in self.listeners and key[2] != "tls":
                     continue
                 lst = Listener(self.loop, self.table, key[0], key[1])
                 lst.connecting = self.connecting
-                await lst.start(rts[0].server_ssl)  # a TLS listener is re-created to pick up new certificates
+                # a TLS listener is re-created to pick up new certificates
+                await lst.start(rts[0].server_ssl, raw=key[2] == "raw")
                 created[key] = lst
         except OSError as exc:
             for lst in created.values():

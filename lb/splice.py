@@ -1,0 +1,282 @@
+"""Plain TCP services on raw sockets: accept in batches, connect without a task or transport, and move the
+bytes with splice(2) through a pipe so they never enter Python.
+
+Used for services in mode `tcp` without TLS when `splice = true` (the default); everything else goes through
+the Protocol-based path in dataplane.py. A RawSession offers the same face to the data plane's housekeeping
+(`last`, `abort()`, `connect_timed_out()`) as a Protocol session.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from lb import log
+from lb.sockopts import original_dst, transparent_socket
+
+if TYPE_CHECKING:
+    from lb.dataplane import Backend, Listener, ServiceRuntime
+
+AVAILABLE = hasattr(os, "splice")
+FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+CHUNK = 1 << 16
+ACCEPT_BATCH = 64
+
+
+class PipePool:
+    """Empty pipes to reuse: a pipe is only held by a session while bytes wait in it."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self.keep = keep
+        self.free: list[tuple[int, int]] = []
+
+    def get(self) -> tuple[int, int]:
+        if self.free:
+            return self.free.pop()
+        return os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def put(self, pipe: tuple[int, int]) -> None:
+        if len(self.free) < self.keep:
+            self.free.append(pipe)
+        else:
+            os.close(pipe[0])
+            os.close(pipe[1])
+
+
+POOL = PipePool()
+
+
+def accept(listener: Listener, lsock: socket.socket) -> None:
+    """Reader callback of a raw listening socket: accept what is waiting, start a session for each."""
+    for _ in range(ACCEPT_BATCH):
+        try:
+            csock, addr = lsock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EMFILE and friends: leave the rest in the backlog for now
+            log.event(log.access, logging.ERROR, "accept_failed", listener=f"{listener.address}:{listener.port}",
+                      reason=os.strerror(exc.errno or 0))
+            return
+        csock.setblocking(False)
+        RawSession(listener, csock, addr[0]).start()
+
+
+class RawSession:
+    """One proxied connection on raw sockets; direction 0 is client->server, 1 is server->client."""
+
+    __slots__ = ("listener", "loop", "csock", "usock", "cfd", "ufd", "backend", "service", "client_ip",
+                 "dst_port", "last", "closed", "connect_deadline", "timed_out", "exclude", "pipes", "pending",
+                 "shut", "port")
+
+    def __init__(self, listener: Listener, csock: socket.socket, client_ip: str) -> None:
+        self.listener = listener
+        self.loop = listener.loop
+        self.csock = csock
+        self.cfd = csock.fileno()
+        self.usock: socket.socket | None = None
+        self.ufd = -1
+        self.backend: Backend | None = None
+        self.client_ip = client_ip
+        self.last = self.loop.time()
+        self.closed = False
+        self.timed_out = False
+        self.exclude: set[Backend] | None = None
+        self.pipes: list[tuple[int, int] | None] = [None, None]
+        self.pending = [0, 0]
+        self.shut = [False, False]
+        self.port = 0
+
+    def start(self) -> None:
+        service = self.listener.service
+        if service is None:
+            try:
+                dst_ip, self.dst_port = original_dst(self.csock)
+            except OSError:
+                dst_ip, self.dst_port = "", 0
+            service = self.listener.wildcard.get(dst_ip)
+            if service is None:
+                self.csock.close()
+                self.closed = True
+                return
+        else:
+            self.dst_port = self.listener.port
+        self.service: ServiceRuntime = service
+        self._try_connect()
+
+    # -- connecting -----------------------------------------------------------------------------------------
+    def _try_connect(self) -> None:
+        service = self.service
+        b = service.choose(self.client_ip, self.exclude, None)
+        if b is None:
+            log.event(log.access, logging.WARNING, "no_server", service=service.name, client=self.client_ip)
+            self._close()
+            return
+        self.backend = b
+        self.port = service.target_port(b, self.dst_port)
+        try:
+            if service.vs.transparent:
+                sock = transparent_socket(self.client_ip)
+            else:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            self._connect_failed(exc.errno or errno.EIO)
+            return
+        self.usock, self.ufd = sock, sock.fileno()
+        err = sock.connect_ex((b.address, self.port))
+        if err == 0:
+            self._connected()
+        elif err == errno.EINPROGRESS:
+            self.timed_out = False
+            self.connect_deadline = self.loop.time() + service.connect_timeout
+            self.listener.connecting.add(self)  # the data plane's tick enforces the connect timeout
+            self.loop.add_writer(self.ufd, self._on_connect)
+        else:
+            self._connect_failed(err)
+
+    def _on_connect(self) -> None:
+        self.loop.remove_writer(self.ufd)
+        self.listener.connecting.discard(self)
+        err = self.usock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
+        if err:
+            self._connect_failed(err)
+        else:
+            self._connected()
+
+    def connect_timed_out(self) -> None:
+        if self.closed or self.usock is None:
+            return
+        self.loop.remove_writer(self.ufd)
+        self.timed_out = True
+        self._connect_failed(errno.ETIMEDOUT)
+
+    def _connect_failed(self, err: int) -> None:
+        b = self.backend
+        if self.usock is not None:
+            self.usock.close()
+            self.usock, self.ufd = None, -1
+        if b is not None:
+            if self.listener.table.mark_passive_down(b.slot):
+                log.event(log.health, logging.WARNING, "server_down", service=self.service.name,
+                          server=f"{b.address}:{self.port}", check="passive",
+                          reason="TimeoutError" if self.timed_out else os.strerror(err))
+            self.exclude = (self.exclude or set()) | {b}
+            self.backend = None
+        if self.closed:
+            return
+        self._try_connect()
+
+    def _connected(self) -> None:
+        b = self.backend
+        if b is None:
+            return
+        b.active += 1
+        b.total += 1
+        b.sessions.add(self)  # type: ignore[arg-type]
+        self.loop.add_reader(self.cfd, self._pump, 0)
+        self.loop.add_reader(self.ufd, self._pump, 1)
+
+    # -- moving bytes ---------------------------------------------------------------------------------------
+    def _pump(self, d: int) -> None:
+        src, dst = (self.cfd, self.ufd) if d == 0 else (self.ufd, self.cfd)
+        pipe = POOL.get()
+        try:
+            n = os.splice(src, pipe[1], CHUNK, flags=FLAGS)
+        except (BlockingIOError, InterruptedError):
+            POOL.put(pipe)
+            return
+        except OSError:
+            POOL.put(pipe)
+            self._close()
+            return
+        if n == 0:
+            POOL.put(pipe)
+            self._eof(d)
+            return
+        self.last = self.loop.time()
+        b = self.backend
+        if b is not None:
+            if d == 0:
+                b.bytes_in += n
+            else:
+                b.bytes_out += n
+        try:
+            m = os.splice(pipe[0], dst, n, flags=FLAGS)
+        except (BlockingIOError, InterruptedError):
+            m = 0
+        except OSError:
+            os.close(pipe[0])
+            os.close(pipe[1])
+            self._close()
+            return
+        if m == n:
+            POOL.put(pipe)
+            return
+        self.pipes[d] = pipe  # the receiver is slow: hold the bytes, stop reading until it drains
+        self.pending[d] = n - m
+        self.loop.remove_reader(src)
+        self.loop.add_writer(dst, self._flush, d)
+
+    def _flush(self, d: int) -> None:
+        src, dst = (self.cfd, self.ufd) if d == 0 else (self.ufd, self.cfd)
+        pipe = self.pipes[d]
+        if pipe is None:
+            return
+        try:
+            m = os.splice(pipe[0], dst, self.pending[d], flags=FLAGS)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close()
+            return
+        self.pending[d] -= m
+        if self.pending[d]:
+            return
+        self.loop.remove_writer(dst)
+        self.pipes[d] = None
+        POOL.put(pipe)
+        self.loop.add_reader(src, self._pump, d)
+
+    def _eof(self, d: int) -> None:
+        src, dst = (self.cfd, self.ufd) if d == 0 else (self.ufd, self.cfd)
+        self.loop.remove_reader(src)
+        self.shut[d] = True
+        if self.shut[0] and self.shut[1]:
+            self._close()
+            return
+        try:
+            (self.usock if d == 0 else self.csock).shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+        except OSError:
+            self._close()
+
+    # -- ending ---------------------------------------------------------------------------------------------
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        loop = self.loop
+        self.listener.connecting.discard(self)
+        loop.remove_reader(self.cfd)
+        loop.remove_writer(self.cfd)
+        self.csock.close()
+        if self.usock is not None:
+            loop.remove_reader(self.ufd)
+            loop.remove_writer(self.ufd)
+            self.usock.close()
+        for pipe in self.pipes:
+            if pipe is not None:
+                os.close(pipe[0])
+                os.close(pipe[1])
+        self.pipes = [None, None]
+        b = self.backend
+        if b is not None and self in b.sessions:  # type: ignore[comparison-overlap]
+            b.active -= 1
+            b.sessions.discard(self)  # type: ignore[arg-type]
+
+    def abort(self) -> None:
+        """Close both sides now."""
+        self._close()

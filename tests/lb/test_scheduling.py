@@ -181,3 +181,45 @@ def test_client_that_half_closes_at_once_still_gets_its_answer(net: Net, backend
         while chunk := s.recv(4096):
             data += chunk
     assert data.startswith(b"HTTP/1.1 200") and b"X-Server: " in data
+
+
+def test_protocol_path_when_splice_is_off(net: Net, backend: Callable[..., Proc],
+                                          balancer: Callable[..., Balancer]) -> None:
+    """`splice = false` sends plain TCP services through the Protocol path: same behaviour."""
+    a = backend("http", "A", net.host(23), [8001])
+    backend("http", "B", net.host(24), [8001])
+    lb = balancer("splice = false\n" + _service("web", net.vip, 8001, net, "round_robin"))
+    assert Counter(http_get(net.vip, 8001)[1]["x-server"] for _ in range(10)) == {"A": 5, "B": 5}
+    big = http_get(net.vip, 8001, "/bytes/3000000")[2]
+    assert len(big) == 3_000_000
+    a.kill()
+    assert {http_get(net.vip, 8001)[1]["x-server"] for _ in range(6)} == {"B"}
+    assert lb.server("web", net.host(23))["state"] == "down"
+
+
+def test_bulk_transfer_through_splice(net: Net, backend: Callable[..., Proc],
+                                      balancer: Callable[..., Balancer]) -> None:
+    _servers(backend, net, [8001])
+    lb = balancer(_service("web", net.vip, 8001, net, "round_robin"))
+    for _ in range(2):
+        body = http_get(net.vip, 8001, "/bytes/5000000")[2]
+        assert len(body) == 5_000_000 and body == b"x" * 5_000_000
+    st = lb.state()["services"][0]
+    assert st["bytes_out"] > 10_000_000
+
+
+def test_slow_reader_gets_every_byte(net: Net, backend: Callable[..., Proc],
+                                     balancer: Callable[..., Balancer]) -> None:
+    """A client that reads slowly makes the balancer hold bytes and wait (flow control), losing none."""
+    _servers(backend, net, [8001])
+    balancer(_service("web", net.vip, 8001, net, "round_robin"))
+    size = 4_000_000
+    with socket.create_connection((net.vip, 8001), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.sendall(f"GET /bytes/{size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+            if len(data) < size // 2:
+                time.sleep(0.005)
+    assert data.endswith(b"x" * size)

@@ -198,7 +198,7 @@ def test_concurrent_change_fails_and_overwrites_nothing(bind: Dns) -> None:
     from pyinfra.api import Config, Inventory, State
 
     inventory = Inventory(([("@exha-dns/dc1", bind.data())], {}))
-    state = State(inventory, Config())
+    State(inventory, Config())   # gives the inventory's hosts their connectors
     connector = inventory.get_host("@exha-dns/dc1").connector
     seen = connector.api_dns_a_record(zone=ZONE, record="outlook")
     assert seen == {"ttl": 3600, "addresses": ["10.0.0.23"]}
@@ -216,7 +216,6 @@ def test_concurrent_change_fails_and_overwrites_nothing(bind: Dns) -> None:
         "prerequisite failed: the record changed since it was read (concurrent change?); nothing was "
         "overwritten, re-run to re-read it"]
     assert bind.answer(PRIMARY) == (3600, ["10.0.0.99"])
-    del state
 
 
 def _call(method: str, **params: Any) -> Any:

@@ -7,7 +7,7 @@ the admin token comes from host data `balancer_admin_token` (secret, written 060
 
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, inventory
 from pyinfra.operations import files, server, systemd
 
 from roles.balancer import model, operations as balancer, render, wheelhouse
@@ -22,7 +22,14 @@ if "balancers" in host.groups:
     balancer_host.interface(name=f"eth0 {spec.address}/{spec.prefix_len}", address=spec.address,
                             prefix_len=spec.prefix_len, gateway=spec.gateway, hostname=name)
     balancer_host.resolvers(name="Resolvers", nameservers=list(spec.nameservers), search=list(spec.search))
-    balancer_host.vips(name=f"VIPs {', '.join(spec.vips) or '(none)'}", addresses=list(spec.vips))
+    vrrp = model.vrrp_spec(d, spec, [h.data.get("vm_address") for h in inventory.get_group("balancers")
+                                     if h is not host])
+    if vrrp is None:
+        balancer_host.vips(name=f"VIPs {', '.join(spec.vips) or '(none)'}", addresses=list(spec.vips))
+    else:  # keepalived moves the VIPs between the pair; none is configured for boot
+        balancer_host.vips(name="VIPs held by keepalived", addresses=[], vrrp=list(spec.vips))
+        balancer.system_file(name="Listen on VIPs the peer holds (sysctl)", path=render.SYSCTL_FILE,
+                             text=render.sysctl_text(), after=f"sysctl -q -p {render.SYSCTL_FILE}")
 
     services = model.services(d.get("balancer_services"), d.get("vip"), d.get("balancer_real_servers"))
     wh = wheelhouse.build(wheelhouse.Target(python_version=d.get("balancer_python", "3.11"),
@@ -54,3 +61,13 @@ if "balancers" in host.groups:
     server.shell(name="Reload exha-lb (config changed)", commands=["systemctl reload-or-restart exha-lb.service"],
                  _if=_config_changed)
     systemd.service(name="exha-lb running and enabled", service="exha-lb.service", running=True, enabled=True)
+
+    if vrrp is not None:
+        balancer.system_file(name="keepalived health check", path=render.HEALTH_SCRIPT, text=render.health_text(),
+                             mode="0755")
+        keepalived = balancer.system_file(name=f"keepalived VRRP {', '.join(spec.vips)} (priority {vrrp.priority})",
+                                          path=render.KEEPALIVED_CONF, text=render.keepalived_text(spec, vrrp))
+        server.shell(name="Reload keepalived (config changed)", commands=["systemctl reload-or-restart keepalived"],
+                     _if=keepalived.did_change)
+        systemd.service(name="keepalived running and enabled", service="keepalived.service", running=True,
+                        enabled=True)

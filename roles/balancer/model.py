@@ -103,3 +103,31 @@ def host_spec(data: Any, default_name: str) -> HostSpec:
     return HostSpec(hostname=name, domain=str(get("balancer_domain") or ""), address=address,
                     prefix_len=prefix_len, gateway=gateway, nameservers=nameservers,
                     search=tuple(str(s) for s in get("balancer_search") or ()), vips=vip_list)
+
+
+@dataclass(frozen=True)
+class VrrpSpec:
+    """The keepalived pair: this VM's priority, the router id and the peers' addresses."""
+
+    router_id: int
+    priority: int
+    peers: tuple[str, ...]
+
+
+def vrrp_spec(data: Any, spec: HostSpec, peers: list[Any]) -> VrrpSpec | None:
+    """`balancer_vrrp_router_id` (1-255) turns the pair on; `balancer_vrrp_priority` (1-254) per VM."""
+    router_id = data.get("balancer_vrrp_router_id")
+    if router_id is None:
+        return None
+    if isinstance(router_id, bool) or not isinstance(router_id, int) or not 1 <= router_id <= 255:
+        raise SiteError(f"expected 1-255, got {router_id!r}", source="inventory host data",
+                        field="balancer_vrrp_router_id")
+    priority = data.get("balancer_vrrp_priority", 100)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 254:
+        raise SiteError(f"expected 1-254, got {priority!r}", source="inventory host data",
+                        field="balancer_vrrp_priority")
+    others = tuple(str(p) for p in peers if p and p != spec.address)
+    if not others or not spec.vips:
+        raise SiteError("a VRRP pair needs a second balancer in the group and at least one VIP",
+                        source="inventory host data", field="balancer_vrrp_router_id")
+    return VrrpSpec(router_id=router_id, priority=priority, peers=others)

@@ -136,3 +136,31 @@ def unit(text: str, path: str = UNIT_PATH) -> Iterator[Any]:
         return
     show_diff(host, target, text_lines(have), text_lines(text))
     yield f"{write_file(target, text)} && systemctl daemon-reload"
+
+
+@operation()
+def system_file(path: str, text: str, mode: str = "0644", after: str = "") -> Iterator[Any]:
+    """
+    A root-owned file with this exact text; `after` runs once the file changed (e.g. a reload).
+
+    + path: the file
+    + text: its content (never a secret: it is shown under --diff)
+    + mode: its mode
+    + after: a shell command to run after a change
+
+    Example:
+
+    .. code:: python
+
+        balancer.system_file(path="/etc/sysctl.d/60-exha-lb.conf", text=..., after="sysctl -q -p ...")
+    """
+    target = _path(path, "path")
+    if len(mode) != 4 or any(c not in "01234567" for c in mode):
+        raise InputError(f"expected an octal mode such as 0644, got {mode!r}", field="mode")
+    have = host.get_fact(FileText, path=target)
+    if same_text(have, text):
+        host.noop(f"{target} already up to date")
+        return
+    show_diff(host, target, text_lines(have), text_lines(text))
+    parent = target.rsplit("/", 1)[0] or "/"
+    yield f"mkdir -p {parent} && {write_file(target, text, mode=mode)}" + (f" && {after}" if after else "")

@@ -3,12 +3,15 @@ virtual services) and its hardened systemd unit."""
 
 from __future__ import annotations
 
-from roles.balancer.model import Service
+from roles.balancer.model import HostSpec, Service, VrrpSpec
 from roles.balancer_host.render import render
 
 USER = "exha-lb"
 CONFIG = "/etc/exha-lb/exha-lb.toml"
 VENV = "/opt/exha-lb/venv"
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+HEALTH_SCRIPT = "/usr/local/libexec/exha-lb-health"
+SYSCTL_FILE = "/etc/sysctl.d/60-exha-lb.conf"
 TOKEN_FILE = "admin.token"  # beside the config; the balancer resolves it relative to the config file
 BIND = "CAP_NET_BIND_SERVICE"
 NFT = "CAP_NET_ADMIN"
@@ -43,3 +46,17 @@ def unit_text(services: list[Service], stop_timeout: int = 20) -> str:
     caps = capabilities(services)
     return render("exha-lb.service.j2", user=USER, venv=VENV, config=CONFIG, stop_timeout=stop_timeout,
                   nft=NFT in caps, capabilities=caps)
+
+
+def keepalived_text(spec: HostSpec, vrrp: VrrpSpec, admin: str = "127.0.0.1:9443", interface: str = "eth0") -> str:
+    return render("keepalived.conf.j2", hostname=spec.hostname, health_script=HEALTH_SCRIPT, interface=interface,
+                  router_id=vrrp.router_id, priority=vrrp.priority, address=spec.address, peers=vrrp.peers,
+                  vips=spec.vips, admin=admin)
+
+
+def health_text(admin: str = "127.0.0.1:9443") -> str:
+    return render("exha-lb-health.j2", admin=admin)
+
+
+def sysctl_text() -> str:
+    return render("sysctl.conf.j2")

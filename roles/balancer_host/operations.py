@@ -190,13 +190,14 @@ def interface(address: str, prefix_len: int, gateway: str | None = None, interfa
 
 
 @operation()
-def vips(addresses: list[str], interface: str = "eth0") -> Iterator[Any]:
+def vips(addresses: list[str], interface: str = "eth0", vrrp: list[str] | None = None) -> Iterator[Any]:
     """
     Hold the VIP addresses on the interface (as /32): a file in /etc/network/interfaces.d/ for boot, and live.
     /32 addresses not listed are removed. An empty list removes every VIP.
 
     + addresses: the VIPs (e.g. ["10.0.0.28"])
     + interface: the interface (eth0)
+    + vrrp: VIPs that keepalived moves between the pair: never written for boot, never added or removed here
 
     Example:
 
@@ -208,7 +209,9 @@ def vips(addresses: list[str], interface: str = "eth0") -> Iterator[Any]:
     wanted = list(dict.fromkeys(check_ipv4(a, f"addresses[{i}]") for i, a in enumerate(addresses or [])))
     want_file = render("vips.j2", interface=ifname, vips=wanted)
     have_file = host.get_fact(FileText, path=VIPS_FILE)
-    current = [a["address"] for a in host.get_fact(Addresses, interface=ifname) if a["prefix_len"] == 32]
+    floating = [check_ipv4(a, f"vrrp[{i}]") for i, a in enumerate(vrrp or [])]
+    current = [a["address"] for a in host.get_fact(Addresses, interface=ifname)
+               if a["prefix_len"] == 32 and a["address"] not in floating]
     commands: list[str] = []
     if not same_text(have_file, want_file):
         show_diff(host, VIPS_FILE, text_lines(have_file), text_lines(want_file))

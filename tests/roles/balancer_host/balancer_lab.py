@@ -28,6 +28,8 @@ def scratch_toml() -> str:
             lines.append(f'fqdn = "{name.upper()}.corp.example"')
     lines += ["[hosts.lb1]", 'role = "balancer-vm"', f'address = "{NET}.200"', f'target_address = "{NET}.27"',
               f'vips = ["{NET}.28"]', f'vm_name = "{PREFIX}lb1"',
+              "[hosts.lb2]", 'role = "balancer-vm"', f'address = "{NET}.201"', f'target_address = "{NET}.29"',
+              f'vips = ["{NET}.28"]', f'vm_name = "{PREFIX}lb2"',
               "[seed]", f'cas_array_address = "{NET}.23"']
     return "\n".join(lines) + "\n"
 

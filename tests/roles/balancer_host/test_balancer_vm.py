@@ -10,8 +10,10 @@ import json
 import re
 import socket
 import ssl
+import subprocess
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,8 +21,10 @@ from balancer_lab import NET, PREFIX, BalancerLab
 from harness import CliRun, run_pyinfra, write_inventory
 
 from lab.exchange import start_server, stop_server
+from lab.network import network_up
 from lab.vm.appliance import write_ovf
 from lab.vm.component import ssh_run
+from lab.vm.ssh import ssh_argv
 from lab.vsphere.client import session
 from lab.vsphere.importer import find_vm, import_ovf, power
 
@@ -47,12 +51,12 @@ def services(real_servers: list[Any]) -> list[dict[str, Any]]:
 TWO = [f"{NET}.23", f"{NET}.24"]
 
 
-def inventory(bl: BalancerLab, balancer_services: list[dict[str, Any]], vm_address: str = FINAL,
-              bootstrap: bool = True, name: str = "inv") -> Path:
+def host_data(bl: BalancerLab, balancer_services: list[dict[str, Any]], vm_address: str = FINAL,
+              bootstrap: bool = True, vm: str = "lb1") -> dict[str, Any]:
     creds = bl.lab.credentials()
-    ssh, esxi = creds["ssh-lb1"], creds["esxi1"]
+    ssh, esxi = creds[f"ssh-{vm}"], creds["esxi1"]
     data: dict[str, Any] = {
-        "vm_name": f"{PREFIX}lb1", "vm_address": vm_address, "balancer_hostname": "lb1",
+        "vm_name": f"{PREFIX}{vm}", "vm_address": vm_address, "balancer_hostname": vm,
         "balancer_admin_token": "test-token-not-shown", "ssh_user": ssh["user"], "ssh_key": ssh["key_file"],
         "ssh_known_hosts_file": ssh["known_hosts"], "ssh_strict_host_key_checking": "yes",
         "esxi_host": esxi["host"], "esxi_port": esxi["port"], "esxi_username": esxi["username"],
@@ -62,21 +66,39 @@ def inventory(bl: BalancerLab, balancer_services: list[dict[str, Any]], vm_addre
         "balancer_domain": "corp.example", "balancer_services": balancer_services,
     }
     if bootstrap:
-        data["vm_bootstrap_address"] = FIRST_BOOT
+        data["vm_bootstrap_address"] = bl.lab.topology.host(vm).address
+    return data
+
+
+def inventory(bl: BalancerLab, balancer_services: list[dict[str, Any]], vm_address: str = FINAL,
+              bootstrap: bool = True, name: str = "inv") -> Path:
+    data = host_data(bl, balancer_services, vm_address, bootstrap)
     return write_inventory(bl.folder / name, {"balancers": [("@exha-vm/lb1", data)]})
 
 
+def guard(bl: BalancerLab) -> None:
+    """Stop before any traffic if the scratch lab's admin routes are gone: nothing may leave by other routes."""
+    if not network_up(bl.lab):
+        pytest.fail("the scratch lab network is down (admin link or routes missing); not sending anything")
+
+
+def pyinfra(bl: BalancerLab, inv: Path, *args: str, timeout: float = 400) -> CliRun:
+    guard(bl)
+    return run_pyinfra(inv.parent, inv, *args, timeout=timeout)
+
+
 def apply(bl: BalancerLab, inv: Path, *args: str) -> CliRun:
-    return run_pyinfra(inv.parent, inv, DEPLOY, "-y", *args, timeout=400)
+    return pyinfra(bl, inv, str(DEPLOY), "-y", *args)
 
 
-def vm(bl: BalancerLab, command: str) -> str:
-    cp = ssh_run(bl.lab, bl.lab.topology.host("lb1"), "sh", "-c", f"'{command}'")
+def vm(bl: BalancerLab, command: str, host: str = "lb1") -> str:
+    cp = ssh_run(bl.lab, bl.lab.topology.host(host), "sh", "-c", f"'{command}'")
     assert cp.returncode == 0, f"{command}: {cp.stderr}"
     return cp.stdout
 
 
 def banner(port: int, timeout: float = 3.0) -> str:
+    """The first line a service sends through the VIP (routed through the scratch lab's admin link)."""
     with socket.create_connection((VIP, port), timeout=timeout) as s:
         return s.recv(200).decode(errors="replace").strip()
 
@@ -87,27 +109,41 @@ def changed_ops(run: CliRun) -> list[str]:
     return [op["name"] for op in data["results"]["operations"] if op["success"]]
 
 
+@pytest.fixture(autouse=True)
+def network_guard(balancer_lab: BalancerLab) -> Iterator[None]:
+    """Every test starts and ends with the scratch lab's routes in place (else it fails without sending)."""
+    guard(balancer_lab)
+    yield
+    guard(balancer_lab)
+
+
+def power_on(bl: BalancerLab, vm: str) -> None:
+    """Import the appliance as the VM and power it on; the agent boots it and reports its first address."""
+    creds = bl.lab.credentials()["esxi1"]
+    files = write_ovf(bl.folder / f"ovf-{vm}")
+    first = bl.lab.topology.host(vm).address
+    with session(creds) as si:
+        import_ovf(si, creds, files.ovf, f"{PREFIX}{vm}", properties={"hostname": vm})
+        power(find_vm(si, f"{PREFIX}{vm}"), on=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and find_vm(si, f"{PREFIX}{vm}").guest.ipAddress != first:
+            time.sleep(1)
+        assert find_vm(si, f"{PREFIX}{vm}").guest.ipAddress == first, f"the agent did not report {vm}"
+
+
 @pytest.fixture(scope="module")
 def imported(balancer_lab: BalancerLab) -> BalancerLab:
     """The plan before the VM exists, then the VM imported and powered on (the agent boots it)."""
     bl = balancer_lab
     inv = inventory(bl, services(TWO), name="dry")
-    dry = run_pyinfra(inv.parent, inv, DEPLOY, "--dry", timeout=120)
+    dry = pyinfra(bl, inv, str(DEPLOY), "--dry", timeout=120)
     assert dry.rc == 0, dry.output[-3000:]
     assert f"VM {PREFIX}lb1 does not exist yet: planning against an empty machine" in dry.output
     for label in ("Host name lb1", f"eth0 {FINAL}/8", "Resolvers", f"VIPs {VIP}", "Config /etc/exha-lb/exha-lb.toml",
                   "systemd unit exha-lb.service", "exha-lb running and enabled"):
         assert label in dry.output, f"{label!r} missing from the plan:\n{dry.output[-3000:]}"
     assert "test-token-not-shown" not in dry.output
-    creds = bl.lab.credentials()["esxi1"]
-    files = write_ovf(bl.folder / "ovf")
-    with session(creds) as si:
-        import_ovf(si, creds, files.ovf, f"{PREFIX}lb1", properties={"hostname": "lb1"})
-        power(find_vm(si, f"{PREFIX}lb1"), on=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and find_vm(si, f"{PREFIX}lb1").guest.ipAddress != FIRST_BOOT:
-            time.sleep(1)
-        assert find_vm(si, f"{PREFIX}lb1").guest.ipAddress == FIRST_BOOT, "the agent did not report the VM"
+    power_on(bl, "lb1")
     return bl
 
 
@@ -144,9 +180,11 @@ def test_first_apply_configures_the_vm_and_serves_exchange_on_the_vip(imported: 
     assert reply.startswith(b"HTTP/1.1 200") and b"200 OK<br/>EX13-" in reply
 
 
-def test_second_apply_changes_nothing_and_connects_to_the_final_address(imported: BalancerLab) -> None:
+def test_second_apply_changes_nothing_and_connects_to_the_final_address(
+        imported: BalancerLab, record_property: Any) -> None:
     bl = imported
     run = apply(bl, inventory(bl, services(TWO)), "--json")
+    record_property("noop_apply_seconds", round(run.seconds, 2))
     assert run.rc == 0, run.output[-3000:]
     assert changed_ops(run) == []
     assert "reconnecting" not in run.output
@@ -202,11 +240,11 @@ def test_dry_run_shows_exactly_the_pending_change_and_leaves_the_vm_alone(import
     bl = imported
     before = vm(bl, "sha256sum /etc/exha-lb/exha-lb.toml")
     inv = inventory(bl, services(TWO), name="dry-change")
-    plan = run_pyinfra(inv.parent, inv, DEPLOY, "--dry", "--json", timeout=120)
+    plan = pyinfra(bl, inv, str(DEPLOY), "--dry", "--json", timeout=120)
     assert plan.rc == 0, plan.output[-3000:]
     ops = json.loads(plan.stdout[plan.stdout.index("{"):])["plan"]
     assert [op["name"] for op in ops if op["hosts_with_change"]] == ["Config /etc/exha-lb/exha-lb.toml"]
-    diff = run_pyinfra(inv.parent, inv, DEPLOY, "--dry", "--diff", timeout=120)
+    diff = pyinfra(bl, inv, str(DEPLOY), "--dry", "--diff", timeout=120)
     assert "Will change /etc/exha-lb/exha-lb.toml" in diff.output
     removed = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", diff.output).splitlines()
                if line.strip().startswith("- ")]
@@ -245,7 +283,56 @@ def test_connector_finds_the_vm_through_vsphere(imported: BalancerLab) -> None:
     asks vSphere for the VM's guest IP and connects there (host key still verified)."""
     bl = imported
     inv = inventory(bl, services(TWO), vm_address=f"{NET}.25", bootstrap=False, name="via-vsphere")
-    run = run_pyinfra(inv.parent, inv, "fact", "roles.balancer_host.facts.RunningHostname", "--json", timeout=60)
+    run = pyinfra(bl, inv, "fact", "roles.balancer_host.facts.RunningHostname", "--json", timeout=60)
     assert run.rc == 0, run.output[-2000:]
     facts = json.loads(run.stdout[run.stdout.index("{"):])
     assert facts == {"roles.balancer_host.facts.RunningHostname": {"@exha-vm/lb1": "lb1"}}
+
+
+PAIR = (("lb1", FINAL, 150), ("lb2", f"{NET}.29", 100))
+
+
+def vip_holders(bl: BalancerLab) -> list[str]:
+    return [vm_ for vm_, _, _ in PAIR if f" {VIP}/32 " in vm(bl, "ip -4 -o addr show dev eth0", vm_)]
+
+
+def test_keepalived_pair_moves_the_vip_within_3_s_when_the_active_balancer_dies(
+        imported: BalancerLab, record_property: Any) -> None:
+    bl = imported
+    power_on(bl, "lb2")
+    hosts = [(f"@exha-vm/{vm_}", {**host_data(bl, services(TWO), vm_address=address, vm=vm_),
+                                  "balancer_vrrp_router_id": 28, "balancer_vrrp_priority": priority})
+             for vm_, address, priority in PAIR]
+    inv = write_inventory(bl.folder / "pair", {"balancers": hosts})
+    run = apply(bl, inv)
+    assert run.rc == 0, run.output[-4000:]
+    assert f"reconnecting from {NET}.201 to {NET}.29" in run.output
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(vip_holders(bl)) != 1:
+        time.sleep(0.5)
+    [active] = vip_holders(bl)
+    [standby] = [vm_ for vm_, _, _ in PAIR if vm_ != active]
+    assert banner(25).startswith("220 EX13-")
+    # Watch from the standby (same kernel clock as the active VM), then kill the active balancer hard.
+    standby_address = dict((vm_, a) for vm_, a, _ in PAIR)[standby]
+    watch = ("timeout 10 sh -c 'while ! ip -4 -o addr show dev eth0 | grep -q \" " + VIP + "/32 \"; "
+             "do sleep 0.02; done; cut -d\" \" -f1 /proc/uptime'")
+    waiter = subprocess.Popen(ssh_argv(bl.lab, standby_address, watch), stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    killed = vm(bl, "cut -d\" \" -f1 /proc/uptime; kill -9 $(systemctl show -p MainPID --value exha-lb)", active)
+    out, _ = waiter.communicate(timeout=20)
+    assert waiter.returncode == 0 and out.strip(), "the standby never took the VIP"
+    failover = float(out.split()[0]) - float(killed.split()[0])
+    record_property("vip_failover_seconds", round(failover, 2))
+    assert failover < 3.0, f"the VIP moved after {failover:.2f}s"
+    assert vip_holders(bl) == [standby]
+    deadline = time.monotonic() + 10
+    served = ""
+    while time.monotonic() < deadline and not served.startswith("220 EX13-"):
+        try:
+            served = banner(25, timeout=1.0)
+        except OSError:
+            time.sleep(0.2)
+    assert served.startswith("220 EX13-")
+    again = apply(bl, inv, "--json")
+    assert again.rc == 0 and changed_ops(again) == [], again.output[-3000:]

@@ -202,6 +202,8 @@ class Session(asyncio.Protocol):
             transport.pause_reading()
             self.started = True
             self.task = self.loop.create_task(self._connect(None))
+        else:
+            self.listener.waiting.add(self)  # until its first request head arrives (idle timeout applies)
 
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
@@ -216,6 +218,7 @@ class Session(asyncio.Protocol):
             if b"\r\n\r\n" in head or len(head) > MAX_HEAD:
                 self.pending = [head]
                 self.started = True
+                self.listener.waiting.discard(self)
                 self.transport.pause_reading()
                 cookie = find_cookie(head, self.service.cookie_name) if self.service.cookie_name else None
                 self.task = self.loop.create_task(self._connect(cookie))
@@ -340,6 +343,7 @@ class Session(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self.listener.waiting.discard(self)
         self.transport.close()
         if self.upstream is not None:
             self.upstream.close()
@@ -353,6 +357,7 @@ class Session(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self.listener.waiting.discard(self)
         self.transport.abort()
         if self.upstream is not None:
             self.upstream.abort()
@@ -372,6 +377,7 @@ class Listener:
         self.server: asyncio.AbstractServer | None = None
         self.raw_sock: socket.socket | None = None
         self.connecting: set[Session | splice.RawSession] = set()
+        self.waiting: set[Session] = set()
 
     async def start(self, ssl_ctx: ssl.SSLContext | None, raw: bool = False) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -414,6 +420,7 @@ class Dataplane:
         self.generation = -1
         self.retired: dict[str, tuple[Backend, float]] = {}
         self.connecting: set[Session | splice.RawSession] = set()
+        self.waiting: set[Session] = set()  # HTTP-mode clients that have not sent a request head yet
         self._ticker: asyncio.Task[None] | None = None
         self.config: Config | None = None
 
@@ -460,6 +467,7 @@ class Dataplane:
                     continue
                 lst = Listener(self.loop, self.table, key[0], key[1])
                 lst.connecting = self.connecting
+                lst.waiting = self.waiting
                 # a TLS listener is re-created to pick up new certificates
                 await lst.start(rts[0].server_ssl, raw=key[2] == "raw")
                 created[key] = lst
@@ -537,6 +545,8 @@ class Dataplane:
                 for s in list(b.sessions):
                     if draining or now - s.last > idle:
                         s.abort()
+        for s in [s for s in self.waiting if now - s.last > s.service.vs.timeouts.idle]:
+            s.abort()
         for key, (b, deadline) in list(self.retired.items()):
             if not b.sessions:
                 del self.retired[key]
@@ -561,6 +571,8 @@ class Dataplane:
         for b in list(self.backends.values()) + [b for b, _ in self.retired.values()]:
             for s in list(b.sessions):
                 s.abort()
+        for s in list(self.waiting):
+            s.abort()
         if self._ticker is not None:
             self._ticker.cancel()
         self.sweep(full=False)

@@ -223,3 +223,14 @@ def test_slow_reader_gets_every_byte(net: Net, backend: Callable[..., Proc],
             if len(data) < size // 2:
                 time.sleep(0.005)
     assert data.endswith(b"x" * size)
+
+
+def test_http_mode_client_that_never_sends_is_closed_at_idle_timeout(
+        net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
+    _servers(backend, net, [8001])
+    extra = 'mode = "http"\n[virtual_services.timeouts]\nidle = 0.5'
+    balancer(_service("web", net.vip, 8001, net, "round_robin", extra))
+    with socket.create_connection((net.vip, 8001), timeout=5) as s:
+        start = time.monotonic()
+        assert s.recv(10) == b""  # closed by the balancer, not by our 5 s timeout
+        assert time.monotonic() - start < 4

@@ -125,3 +125,11 @@ def test_check_command(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "lb", "check", "--config", str(tmp_path / "none.toml")],
                              capture_output=True, text=True, cwd=REPO)
     assert missing.returncode == 2 and "cannot read the config file" in missing.stderr
+
+
+def test_installed_package_finds_its_own_templates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """In a wheel there is no templates/lb/ next to the package: the copy in lb/_templates/ is used."""
+    monkeypatch.setattr(templates, "REPO_DIR", tmp_path / "absent")
+    assert templates.search_dirs() == (templates.PACKAGE_DIR,)
+    cfg = config.load(EXAMPLE)
+    assert cfg.virtual_services[1].health.paths == ("/owa/",)

@@ -514,6 +514,7 @@ class Dataplane:
 
     def sweep(self, full: bool = True) -> None:
         table = self.table
+        splice.CLOCK[0] = self.loop.time()
         self.publish()
         if self.connecting:
             now = self.loop.time()

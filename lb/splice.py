@@ -27,13 +27,25 @@ ACCEPT_BATCH = 64
 
 
 class PipePool:
-    """Empty pipes to reuse: a pipe is only held by a session while bytes wait in it."""
+    """Empty pipes to reuse. Bytes normally pass through the one `scratch` pipe and leave it at once; a session
+    keeps a pipe only while its receiver is slow, and returns it empty."""
 
     def __init__(self, keep: int = 256) -> None:
         self.keep = keep
         self.free: list[tuple[int, int]] = []
+        self._scratch: tuple[int, int] | None = None
 
-    def get(self) -> tuple[int, int]:
+    @property
+    def scratch(self) -> tuple[int, int]:
+        if self._scratch is None:
+            self._scratch = self.fresh()
+        return self._scratch
+
+    @scratch.setter
+    def scratch(self, pipe: tuple[int, int]) -> None:
+        self._scratch = pipe
+
+    def fresh(self) -> tuple[int, int]:
         if self.free:
             return self.free.pop()
         return os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -47,6 +59,8 @@ class PipePool:
 
 
 POOL = PipePool()
+CLOCK = [0.0]  # the loop's time, refreshed by the data plane's tick: idle timeouts need no finer clock
+_splice = getattr(os, "splice", None)
 
 
 def accept(listener: Listener, lsock: socket.socket) -> None:
@@ -80,7 +94,7 @@ class RawSession:
         self.ufd = -1
         self.backend: Backend | None = None
         self.client_ip = client_ip
-        self.last = self.loop.time()
+        self.last = CLOCK[0] = self.loop.time()
         self.closed = False
         self.timed_out = False
         self.exclude: set[Backend] | None = None
@@ -182,41 +196,40 @@ class RawSession:
 
     # -- moving bytes ---------------------------------------------------------------------------------------
     def _pump(self, d: int) -> None:
-        src, dst = (self.cfd, self.ufd) if d == 0 else (self.ufd, self.cfd)
-        pipe = POOL.get()
+        if d == 0:
+            src, dst = self.cfd, self.ufd
+        else:
+            src, dst = self.ufd, self.cfd
+        pipe = POOL.scratch
         try:
-            n = os.splice(src, pipe[1], CHUNK, flags=FLAGS)
+            n = _splice(src, pipe[1], CHUNK, flags=FLAGS)
         except (BlockingIOError, InterruptedError):
-            POOL.put(pipe)
             return
         except OSError:
-            POOL.put(pipe)
             self._close()
             return
         if n == 0:
-            POOL.put(pipe)
             self._eof(d)
             return
-        self.last = self.loop.time()
+        self.last = CLOCK[0]
         b = self.backend
-        if b is not None:
-            if d == 0:
-                b.bytes_in += n
-            else:
-                b.bytes_out += n
+        if d == 0:
+            b.bytes_in += n  # type: ignore[union-attr]
+        else:
+            b.bytes_out += n  # type: ignore[union-attr]
         try:
-            m = os.splice(pipe[0], dst, n, flags=FLAGS)
+            m = _splice(pipe[0], dst, n, flags=FLAGS)
         except (BlockingIOError, InterruptedError):
             m = 0
         except OSError:
-            os.close(pipe[0])
-            os.close(pipe[1])
+            POOL.scratch = POOL.fresh()  # the scratch pipe may hold bytes now: retire it with this session
+            self.pipes[d] = pipe
             self._close()
             return
         if m == n:
-            POOL.put(pipe)
             return
-        self.pipes[d] = pipe  # the receiver is slow: hold the bytes, stop reading until it drains
+        POOL.scratch = POOL.fresh()  # the receiver is slow: this session keeps the pipe and its bytes
+        self.pipes[d] = pipe
         self.pending[d] = n - m
         self.loop.remove_reader(src)
         self.loop.add_writer(dst, self._flush, d)

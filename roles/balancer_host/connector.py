@@ -36,6 +36,7 @@ class VmConnectorData(ConnectorData, total=False):
     vm_bootstrap_address: str
     vm_probe_timeout: float
     vm_wait_timeout: float
+    vm_move_timeout: float
     esxi_host: str
     esxi_port: int
     esxi_username: str
@@ -54,6 +55,7 @@ VmConnectorDataMeta: dict[str, DataMeta] = {
     "vm_probe_timeout": DataMeta("Seconds to wait for SSH to answer on each address", 2.0),
     "vm_wait_timeout": DataMeta("Seconds to wait at execute time for a VM that did not exist when planning",
                                 300.0),
+    "vm_move_timeout": DataMeta("Seconds to keep trying the new address after the VM's own address moved", 20.0),
     "esxi_host": DataMeta("vSphere endpoint (ESXi or vCenter) that runs the VM"),
     "esxi_port": DataMeta("Its HTTPS port", 443),
     "esxi_username": DataMeta("vSphere user", "root"),
@@ -189,10 +191,22 @@ class VmConnector(SSHConnector):
             time.sleep(1.0)
 
     def move_to(self, address: str) -> None:
-        """Reconnect the run to `address` (the VM's own address was just changed to it)."""
-        old = self.client
+        """Reconnect the run to `address` (the VM's own address was just changed to it). Keeps trying for
+        `vm_move_timeout` seconds: the admin host may still hold a failed neighbour entry for the address from
+        an earlier probe. Raises ConnectError (the old session stays open) when it never answers."""
+        old, old_address = self.client, self.address
+        deadline = time.monotonic() + float(self.data.get("vm_move_timeout") or 20.0)
+        while True:
+            try:
+                self._open(address)
+                break
+            except ConnectError as e:
+                if time.monotonic() > deadline:
+                    self.client, self.address = old, old_address
+                    raise ConnectError(f"{self.label}: the new address {address} does not answer SSH ({e}); "
+                                       f"still connected through {old_address}") from e
+                time.sleep(0.5)
         self.get_file_transfer_connection.cache.clear()  # type: ignore[attr-defined]
-        self._open(address)
         if old is not None:
             try:
                 old.close()

@@ -11,7 +11,8 @@ import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
-from pyinfra import host
+from pyinfra import host, logger
+from pyinfra.api.exceptions import ConnectError
 from pyinfra.api import FunctionCommand, operation
 
 from roles.api import show_diff
@@ -129,7 +130,11 @@ def _reconnect_if_on(state: Any, host: Any, old: list[str], new: str) -> bool:
     if current not in old or not hasattr(connector, "move_to"):
         return True
     host.log(f"reconnecting from {current} to {new}")
-    connector.move_to(new)
+    try:
+        connector.move_to(new)
+    except ConnectError as e:  # the old address stays; the operation fails here, before removing it
+        host.log(str(e), logger.error)
+        return False
     return True
 
 

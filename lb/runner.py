@@ -106,7 +106,8 @@ class Runner:
                                     self.dataplane.publish if self.dataplane else None))
             await self.admin.start()
         except (OSError, NftError) as exc:
-            log.event(log.runner, logging.ERROR, "start_failed", config=self.path, reason=str(exc))
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            log.event(log.runner, logging.ERROR, "start_failed", config=self.path, reason=reason)
             self._signal_children(signal.SIGTERM)
             await self._shutdown(0.0)
             return 1
@@ -145,7 +146,8 @@ class Runner:
                 await self.dataplane.apply(new)
             nft.install(new.nft_table, redirects(new), new.wildcard_port)
         except (OSError, NftError) as exc:
-            log.event(log.runner, logging.ERROR, "reload_failed", config=self.path, reason=str(exc), kept="old")
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            log.event(log.runner, logging.ERROR, "reload_failed", config=self.path, reason=reason, kept="old")
             if self.dataplane is not None:
                 await self.dataplane.apply(self.config)
             return False

@@ -146,3 +146,18 @@ def test_bad_config_refuses_to_start(tmp_path: Path, spawn: Callable[..., Proc])
     assert p.popen.wait(10) == 2
     assert p.text().strip() == (f"exha-lb: {cfg}: virtual_services[0].real_servers: expected at least one "
                                 "[[virtual_services.real_servers]] table")
+
+
+def test_vip_not_on_this_host_stops_start_with_one_line(tmp_path: Path, spawn: Callable[..., Proc]) -> None:
+    import sys
+
+    from tests.lb.conftest import free_port
+
+    cfg = tmp_path / "novip.toml"
+    cfg.write_text(f'[admin]\nport = {free_port()}\n[[virtual_services]]\nname = "x"\nvip = "192.0.2.1"\nport = 2525\n'
+                   '[[virtual_services.real_servers]]\naddress = "127.0.0.23"\n')
+    p = spawn([sys.executable, "-m", "lb", "run", "--config", str(cfg)], "novip")
+    assert p.popen.wait(10) == 1
+    lines = p.text().strip().splitlines()
+    assert len(lines) == 1 and "event=start_failed" in lines[0]
+    assert 'reason="cannot listen on 192.0.2.1:2525: Cannot assign requested address"' in lines[0]

@@ -1,4 +1,4 @@
-"""The scratch lab for the balancer VM tests: its own prefix (exhb-) and addresses (10.79.0.x), the lab's
+"""The scratch lab for the balancer VM tests: its own prefix (eb<slot>-) and addresses (10.79.<slot>.x), the lab's
 network, three Exchange stand-ins, the vSphere simulator and the VM agent, so the toolkit imports, reaches and
 configures a real Debian VM beside (never inside) the shared lab. Torn down at the end of the module."""
 
@@ -12,8 +12,11 @@ from pathlib import Path
 from lab.context import Lab
 from lab.vsphere.build import GOVMOMI
 
-PREFIX = "exhb-"
-NET = "10.79.0"
+#: a prefix and subnet of this test process's own (10.79.<slot>.x, namespaces eb<slot>-*), so two runs of
+#: these tests at once (a developer and CI) never share or tear down each other's namespaces and routes
+SLOT = os.getpid() % 90 + 10
+PREFIX = f"eb{SLOT}-"
+NET = f"10.79.{SLOT}"
 
 
 def scratch_toml() -> str:

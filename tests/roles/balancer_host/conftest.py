@@ -32,6 +32,8 @@ def balancer_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BalancerL
     shutil.copytree(ROOT / "lb", source / "lb", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "templates" / "lb", source / "templates" / "lb")
     os.environ["EXHA_LB_SOURCE"] = str(source)
+    if lab_namespaces(PREFIX):
+        pytest.fail(f"namespaces {PREFIX}* already exist (another run with the same slot?); not touching them")
     (folder / "topology.toml").write_text(scratch_toml())
     lab = Lab(load_topology(folder / "topology.toml"), state_dir=folder / "state")  # shared image cache
     components = (NetworkComponent(), ExchangeComponent(), VSphereComponent(), BalancerVMComponent())

@@ -22,7 +22,7 @@ from harness import CliRun, run_pyinfra, write_inventory
 
 from lab.exchange import start_server, stop_server
 from lab.network import network_up
-from lab.vm.appliance import write_ovf
+from lab.vm.appliance import build_ova, write_ovf
 from lab.vm.component import ssh_run
 from lab.vm.ssh import ssh_argv
 from lab.vsphere.client import session
@@ -296,17 +296,29 @@ def vip_holders(bl: BalancerLab) -> list[str]:
     return [vm_ for vm_, _, _ in PAIR if f" {VIP}/32 " in vm(bl, "ip -4 -o addr show dev eth0", vm_)]
 
 
-def test_keepalived_pair_moves_the_vip_within_3_s_when_the_active_balancer_dies(
+def test_pair_created_and_configured_in_one_run_moves_the_vip_within_3_s(
         imported: BalancerLab, record_property: Any) -> None:
+    """One pyinfra run imports lb2 into vSphere and powers it on (deploys/vsphere.py), then configures lb1 and
+    the not-yet-existing lb2 as a keepalived pair (deploys/balancer.py): lb2 is planned as an empty machine and
+    reached at execute time. Then killing the active balancer moves the VIP to the standby within 3 s."""
     bl = imported
-    power_on(bl, "lb2")
+    esxi = bl.lab.credentials()["esxi1"]
+    ova = build_ova(bl.folder / "appliance" / "exha-balancer.ova")
+    esxi_data = {"esxi_host": esxi["host"], "esxi_port": esxi["port"], "esxi_username": esxi["username"],
+                 "esxi_password": esxi["password"], "esxi_ca_file": esxi["ca_file"],
+                 "balancer_vm_name": f"{PREFIX}lb2", "balancer_ova": str(ova), "balancer_datastore": "LocalDS_0",
+                 "balancer_network": "VM Network", "balancer_properties": {"hostname": "lb2"},
+                 "balancer_ip_timeout": 120}
     hosts = [(f"@exha-vm/{vm_}", {**host_data(bl, services(TWO), vm_address=address, vm=vm_),
                                   "balancer_vrrp_router_id": 28, "balancer_vrrp_priority": priority})
              for vm_, address, priority in PAIR]
-    inv = write_inventory(bl.folder / "pair", {"balancers": hosts})
-    run = apply(bl, inv)
-    assert run.rc == 0, run.output[-4000:]
+    inv = write_inventory(bl.folder / "pair", {"esxi": [("@exha-esxi/esxi1", esxi_data)], "balancers": hosts})
+    run = pyinfra(bl, inv, str(ROOT / "deploys" / "vsphere.py"), str(DEPLOY), "-y")
+    assert run.rc == 0, run.output[-5000:]
+    assert f"VM {PREFIX}lb2 does not exist yet: planning against an empty machine" in run.output
+    assert f"waiting up to 120s for VM {PREFIX}lb2 to answer" in run.output
     assert f"reconnecting from {NET}.201 to {NET}.29" in run.output
+    assert vm(bl, "hostname; systemctl is-active exha-lb keepalived", "lb2").split() == ["lb2", "active", "active"]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and len(vip_holders(bl)) != 1:
         time.sleep(0.5)
@@ -334,5 +346,5 @@ def test_keepalived_pair_moves_the_vip_within_3_s_when_the_active_balancer_dies(
         except OSError:
             time.sleep(0.2)
     assert served.startswith("220 EX13-")
-    again = apply(bl, inv, "--json")
+    again = pyinfra(bl, inv, str(ROOT / "deploys" / "vsphere.py"), str(DEPLOY), "-y", "--json")
     assert again.rc == 0 and changed_ops(again) == [], again.output[-3000:]

@@ -177,11 +177,12 @@ def verify(inventory: str, deploy: str, folder: Folder) -> Outcome:
     hosts = inventory_data(inventory)
     site = next(iter(hosts.values()))["site"]
     primary = next((d.get("dns_server") for d in hosts.values() if d.get("dns_server")), None)
-    r, _values = _dry(inventory, deploy, folder, "verify")
+    r, values = _dry(inventory, deploy, folder, "verify")
     pending = r.pending()
     checks = [Check("devices converged (dry run)", r.ok and not pending,
                     "nothing to change" if r.ok and not pending
                     else ("; ".join(pending) or "; ".join(r.error_lines(2))))]
+    checks += _item_checks(site, values)
     checks.append(smtp_check(site["vip"], [h.rsplit("/", 1)[-1] for h in hosts if h.startswith("@exha-winrm/")
                                            and h.rsplit("/", 1)[-1] in site["devices"]["exchange"]]))
     nameservers = zone_nameservers(site["zone"], primary) if primary else []
@@ -190,6 +191,26 @@ def verify(inventory: str, deploy: str, folder: Folder) -> Outcome:
     lines = ["post-checks " + ("passed" if ok else "FAILED") + ":"]
     lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in checks]
     return Outcome(ok=ok, lines=lines, checks=checks, runs=[r])
+
+
+def _item_checks(site: dict[str, Any], values: dict[str, Any]) -> list[Check]:
+    """The devices' own view, as read by the verify dry run: ASA objects at the VIP in the running AND the
+    startup config, Exchange databases on the CAS array FQDN with the static ports."""
+    vip, fqdn, ex = site["vip"], site["cas_array"]["fqdn"], site["exchange"]
+    out: list[Check] = []
+    for key, value in sorted(values.items()):
+        host, kind, *rest = key.split(" ")
+        item = rest[0] if rest else ""
+        if kind == "asa.network_object":
+            seen = {where: (value.get(where) or {}).get("value") for where in ("running", "startup")}
+            out.append(Check(f"ASA {item} on {host}", set(seen.values()) == {vip},
+                             f"running {seen['running']}, startup (saved) {seen['startup']}"))
+        elif kind == "exchange.database":
+            out.append(Check(f"Exchange {item} RpcClientAccessServer", str(value).lower() == fqdn, str(value)))
+        elif kind == "exchange.rpc_ports":
+            ok = value == {"rpc_port": ex["rpc_port"], "ab_port": ex["ab_port"]}
+            out.append(Check(f"Exchange static RPC ports on {host}", ok, f"{value['rpc_port']} / {value['ab_port']}"))
+    return out
 
 
 def rollback(inventory: str, folder: Folder) -> Outcome:

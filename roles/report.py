@@ -95,7 +95,8 @@ def markdown(report: Report) -> str:
     out += ["", "| host | operations that would change it |", "|---|---|"]
     for h in report.hosts:
         ops = [op for op, hosts in report.pending.items() if h in hosts]
-        out.append(f"| `{h}` | {'<br>'.join(ops) or '(see diff)'} |")
+        cell = "<br>".join(op.replace("|", "\\|") for op in ops) or "(see diff)"
+        out.append(f"| `{h}` | {cell} |")
     conditional = r.conditional()
     for h in report.hosts:
         out += ["", f"## `{h}`", ""]

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from tests.lb.conftest import REPO, Balancer, Net, Proc, http_get
+from lbkit import REPO, Balancer, Net, Proc, http_get
 
 
 def _config(net: Net) -> str:

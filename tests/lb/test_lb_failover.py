@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from tests.lb.conftest import Balancer, Net, Proc, http_get
+from lbkit import Balancer, Net, Proc, http_get
 
 
 def _config(net: Net, port: int, health: str, extra: str = "") -> str:

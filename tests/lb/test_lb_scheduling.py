@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lb.scheduling import LeastConnections, RoundRobin, WeightedRoundRobin
-from tests.lb.conftest import Balancer, Net, Proc, http_get
+from lbkit import Balancer, Net, Proc, http_get
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 
 from lb.config import HealthCheck
 from lb.health import CheckState, observe, passive_down, probe
-from tests.lb.conftest import Net, Proc, free_port
+from lbkit import Net, Proc, free_port
 
 # (results, rise, fall, expected up after each result)
 TABLE = [

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.lb.conftest import BACKEND, REPO, Proc
+from lbkit import BACKEND, REPO, Proc
 
 pytestmark = [
     pytest.mark.root,

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from tests.lb.conftest import Balancer, Net, Proc, http_get
+from lbkit import Balancer, Net, Proc, http_get
 
 
 def _offload(net: Net, certs: tuple[str, str], server_port: int, reencrypt: bool) -> str:
@@ -151,7 +151,7 @@ def test_bad_config_refuses_to_start(tmp_path: Path, spawn: Callable[..., Proc])
 def test_vip_not_on_this_host_stops_start_with_one_line(tmp_path: Path, spawn: Callable[..., Proc]) -> None:
     import sys
 
-    from tests.lb.conftest import free_port
+    from lbkit import free_port
 
     cfg = tmp_path / "novip.toml"
     cfg.write_text(f'[admin]\nport = {free_port()}\n[[virtual_services]]\nname = "x"\nvip = "192.0.2.1"\nport = 2525\n'

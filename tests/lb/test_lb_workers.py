@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from typing import Callable
 
-from tests.lb.conftest import Balancer, Net, Proc, http_get
+from lbkit import Balancer, Net, Proc, http_get
 
 
 def _config(net: Net, extra: str = "") -> str:

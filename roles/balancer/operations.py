@@ -50,7 +50,8 @@ def system_user(user: str = "exha-lb") -> Iterator[Any]:
 
 
 @operation()
-def package(version: str, digest: str, wheel_dir: str = f"{BASE}/wheelhouse", venv: str = f"{BASE}/venv") -> Iterator[Any]:
+def package(version: str, digest: str, wheel_dir: str = f"{BASE}/wheelhouse",
+            venv: str = f"{BASE}/venv") -> Iterator[Any]:
     """
     Install the balancer (`exha-lb==version`) into a venv from the uploaded wheelhouse, without an index;
     only when the wheelhouse's digest differs from the one recorded at the last install.

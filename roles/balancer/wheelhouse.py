@@ -142,11 +142,13 @@ def fetch_dependencies(folder: Path, target: Target) -> list[Path]:
             raise SiteError(f"pip download of {', '.join(pins)} failed: {last}", source="wheelhouse",
                                   field="dependencies")
         marker.write_text("\n".join(pins) + "\n")
-    names = {p.split("==")[0].replace("-", "_").lower() for p in pins}
     versions = {p.split("==")[0].replace("-", "_").lower(): p.split("==")[1] for p in pins}
-    found = [w for w in sorted(folder.glob("*.whl"))
-             if w.name.split("-")[0].lower() in names and w.name.split("-")[1] == versions[w.name.split("-")[0].lower()]]
-    return found
+
+    def pinned(wheel: Path) -> bool:
+        dist, version = wheel.name.split("-")[:2]
+        return versions.get(dist.lower()) == version
+
+    return [w for w in sorted(folder.glob("*.whl")) if pinned(w)]
 
 
 def build(target: Target = Target(), folder: Path | None = None) -> Wheelhouse:

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from harness import Case, check_operation, params
+from harness import check_operation
 
 from lb.config import parse
 from roles.balancer import model, operations, render, wheelhouse

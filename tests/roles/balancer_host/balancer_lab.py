@@ -22,8 +22,8 @@ NET = f"10.79.{SLOT}"
 def scratch_toml() -> str:
     lines = ["[lab]", f'prefix = "{PREFIX}"', 'domain = "corp.example"', "prefix_len = 8",
              f'admin_address = "{NET}.100"']
-    for name, role, last in [("asa1", "asa", 1), ("esxi1", "vsphere", 5), ("dc1", "dns-primary", 10), ("ex13-1", "exchange", 23),
-                             ("ex13-2", "exchange", 24), ("ex13-3", "exchange", 25)]:
+    for name, role, last in [("asa1", "asa", 1), ("esxi1", "vsphere", 5), ("dc1", "dns-primary", 10),
+                             ("ex13-1", "exchange", 23), ("ex13-2", "exchange", 24), ("ex13-3", "exchange", 25)]:
         lines += [f"[hosts.{name}]", f'address = "{NET}.{last}"', f'role = "{role}"']
         if role == "vsphere":
             lines.append('model = "esx"')

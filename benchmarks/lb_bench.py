@@ -233,6 +233,61 @@ def idle_connections(stack: Stack, count: int) -> tuple[int, float, float]:
             s.close()
 
 
+async def _fixed_rate(host: str, port: int, rate: float, seconds: float, conns: int, close: bool) -> int:
+    """Send `rate` requests/s for `seconds` (keep-alive over `conns` connections, or a new connection per
+    request); returns how many completed."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    done = [0]
+    req = f"GET /small HTTP/1.1\r\nHost: x\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n".encode()
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(req)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+        await reader.readexactly(length)
+        done[0] += 1
+
+    async def keepalive(offset: float) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        t = loop.time() + offset
+        while t < deadline:
+            await asyncio.sleep(max(0.0, t - loop.time()))
+            await one(reader, writer)
+            t += conns / rate
+        writer.close()
+
+    async def newconn(offset: float) -> None:
+        t = loop.time() + offset
+        while t < deadline:
+            await asyncio.sleep(max(0.0, t - loop.time()))
+            reader, writer = await asyncio.open_connection(host, port)
+            await one(reader, writer)
+            writer.close()
+            t += conns / rate
+
+    await asyncio.gather(*((newconn if close else keepalive)(i / rate) for i in range(conns)))
+    return done[0]
+
+
+def fixed_rate(host: str, port: int, rate: float, seconds: float, close: bool, pids: list[int]) -> float:
+    """Balancer CPU µs per request while a client holds `rate` requests/s (0 for "direct")."""
+    import asyncio
+
+    try:
+        import uvloop
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    before = _cpu_seconds(pids)
+    with runner:
+        n = runner.run(_fixed_rate(host, port, rate, seconds, 20, close))
+    cpu = _cpu_seconds(pids) - before
+    return cpu / n * 1e6 if n and pids else 0.0
+
+
 def _established(port: int) -> int:
     """Client connections to `port` that the kernel shows as established."""
     out = subprocess.run(["ss", "-Htn", "state", "established", f"dport = :{port}"], capture_output=True,
@@ -272,6 +327,16 @@ def main(quick: bool = False) -> int:
                   f"{med(name, 'newconn', 'rps'):,.0f} | {med(name, 'newconn', 'p99_ms'):.2f} | "
                   f"{med(name, 'bulk', 'mib_s'):,.0f} | "
                   f"{med(name, 'keepalive', 'cpu_us_per_req'):.0f} / {med(name, 'newconn', 'cpu_us_per_req'):.0f} |")
+        rates = {"keepalive": 3000.0, "newconn": 600.0}
+        fixed: dict[tuple[str, str], float] = {}
+        for name in ("haproxy", "nginx-stream", "exha-lb"):
+            for test, rate in rates.items():
+                fixed[(name, test)] = fixed_rate(VIP, PORTS[name], rate, seconds, test == "newconn", stack.pids(name))
+        print(f"\nbalancer CPU per request at a fixed rate ({rates['keepalive']:.0f} keep-alive req/s over 20 "
+              f"connections; {rates['newconn']:.0f} new connections/s):")
+        for name in ("haproxy", "nginx-stream", "exha-lb"):
+            print(f"  {name:<13} keep-alive {fixed[(name, 'keepalive')]:6.1f} us/req   "
+                  f"new connection {fixed[(name, 'newconn')]:6.1f} us/req")
         held, rss, pss = idle_connections(stack, 1000 if quick else 5000)
         print(f"\nidle connections held through exha-lb: {held}; its processes: RSS {rss:.1f} MB, PSS {pss:.1f} MB")
         ka = med("exha-lb", "keepalive", "rps") / med("haproxy", "keepalive", "rps")

@@ -12,6 +12,7 @@ import logging
 import socket
 import ssl
 import time
+
 from lb import log, splice
 from lb.config import Config, VirtualService
 from lb.persistence import SharedSourceMemory, SourceTable, cookie_value, find_cookie

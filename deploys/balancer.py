@@ -46,6 +46,12 @@ if "balancers" in host.groups:
     files.directory(name="Config folder", path="/etc/exha-lb", user="root", group=render.USER, mode="750")
     token = files.put(name="Admin token (mode 0600)", src=StringIO(str(d.get("balancer_admin_token") or "") + "\n"),
                       dest=f"/etc/exha-lb/{render.TOKEN_FILE}", user=render.USER, group=render.USER, mode="600")
+    tls = [files.directory(name="TLS folder", path="/etc/exha-lb/tls", user="root", group=render.USER, mode="750")]
+    for remote, local in model.tls_files(d.get("balancer_tls_files")).items():
+        secret = remote.endswith(".key")
+        tls.append(files.put(name=f"TLS {'key (mode 0600)' if secret else 'certificate'} {remote}", src=local,
+                             dest=f"/etc/exha-lb/tls/{remote}", user=render.USER if secret else "root",
+                             group=render.USER, mode="600" if secret else "644"))
     cfg = balancer.config(name=f"Config {render.CONFIG}", text=render.config_text(services, name),
                           path=render.CONFIG, group=render.USER)
     unit = balancer.unit(name="systemd unit exha-lb.service", text=render.unit_text(services))
@@ -54,7 +60,8 @@ if "balancers" in host.groups:
         return pkg.did_change() or unit.did_change()
 
     def _config_changed() -> bool:
-        return (cfg.did_change() or token.did_change()) and not _code_changed()
+        tls_changed = any(op.did_change() for op in tls)
+        return (cfg.did_change() or token.did_change() or tls_changed) and not _code_changed()
 
     server.shell(name="Restart exha-lb (code or unit changed)", commands=["systemctl restart exha-lb.service"],
                  _if=_code_changed)

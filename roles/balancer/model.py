@@ -5,6 +5,7 @@ rendered config on the host (`exha-lb check`), so a bad value is refused there, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pyinfra.api.exceptions import PyinfraError
@@ -59,6 +60,24 @@ def services(raw: Any, default_vip: str, default_servers: Any) -> list[Service]:
             settings={k: v for k, v in rest.items() if not isinstance(v, dict)},
             tables={k: dict(v) for k, v in rest.items() if isinstance(v, dict)},
             real_servers=tuple(_server(s, f"{where}.real_servers[{j}]") for j, s in enumerate(servers_raw))))
+    return out
+
+
+def tls_files(raw: Any) -> dict[str, str]:
+    """`balancer_tls_files`: {name in /etc/exha-lb/tls: local file} for offloading services (cert + key; a
+    name ending in .key is a secret: mode 0600, readable by the balancer's user only)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SiteError("expected a table {name: local file}", source="inventory host data", field="balancer_tls_files")
+    out: dict[str, str] = {}
+    for name, local in raw.items():
+        where = f"balancer_tls_files.{name}"
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            raise SiteError("expected a plain file name", source="inventory host data", field=where)
+        if not isinstance(local, str) or not Path(local).is_file():
+            raise SiteError(f"expected a readable local file, got {local!r}", source="inventory host data", field=where)
+        out[name] = local
     return out
 
 

@@ -104,3 +104,14 @@ def test_host_spec_refuses_bad_host_data_before_planning() -> None:
         model.host_spec({**good, "balancer_nameservers": ["10.0.0.10", "dc1"]}, "lb1")
     with pytest.raises(model.SiteError, match="vm_address: expected an IPv4 address, got None"):
         model.host_spec({**good, "vm_address": None}, "lb1")
+
+
+def test_tls_files_must_be_plain_names_of_readable_local_files(tmp_path: Path) -> None:
+    key = tmp_path / "owa.key"
+    key.write_text("not really a key\n")
+    assert model.tls_files({"owa.key": str(key)}) == {"owa.key": str(key)}
+    assert model.tls_files(None) == {}
+    with pytest.raises(model.SiteError, match=r"balancer_tls_files\.\.\./x: expected a plain file name"):
+        model.tls_files({"../x": str(key)})
+    with pytest.raises(model.SiteError, match=r"balancer_tls_files\.owa\.pem: expected a readable local file"):
+        model.tls_files({"owa.pem": str(tmp_path / "missing.pem")})

@@ -42,13 +42,26 @@ FIRST_BOOT = f"{NET}.200"
 HEALTH = {"interval": 1.0, "timeout": 0.8, "fall": 2, "rise": 2}
 
 
+OFFLOAD_PORT = 8443
+
+
 def services(real_servers: list[Any]) -> list[dict[str, Any]]:
     return [{"name": "smtp", "template": "exchange2013-smtp", "health": HEALTH, "real_servers": real_servers},
             {"name": "https", "template": "exchange2013-https", "health": HEALTH, "real_servers": real_servers},
-            {"name": "rpc", "template": "exchange2010-mapi-static", "health": HEALTH, "real_servers": real_servers}]
+            {"name": "rpc", "template": "exchange2010-mapi-static", "health": HEALTH, "real_servers": real_servers},
+            # TLS ends at the balancer: its certificate and key are shipped as files (the key 0600)
+            {"name": "owa-offload", "template": "exchange2010-https-offloaded", "ports": [OFFLOAD_PORT],
+             "tls": {"cert": "tls/owa.pem", "key": "tls/owa.key"}, "health": HEALTH,
+             "real_servers": real_servers}]
 
 
 TWO = [f"{NET}.23", f"{NET}.24"]
+
+
+def tls_files(bl: BalancerLab) -> dict[str, str]:
+    """A lab-CA certificate for the CAS array name, for the offloading service."""
+    pair = bl.lab.server_cert(bl.lab.topology.host("lb1"), extra_dns=["outlook.corp.example"])
+    return {"owa.pem": str(pair.cert), "owa.key": str(pair.key)}
 
 
 def host_data(bl: BalancerLab, balancer_services: list[dict[str, Any]], vm_address: str = FINAL,
@@ -64,6 +77,7 @@ def host_data(bl: BalancerLab, balancer_services: list[dict[str, Any]], vm_addre
         "vip": VIP, "balancer_prefix_len": 8, "balancer_gateway": f"{NET}.1",
         "balancer_nameservers": [f"{NET}.10", f"{NET}.11"], "balancer_search": ["corp.example"],
         "balancer_domain": "corp.example", "balancer_services": balancer_services,
+        "balancer_tls_files": tls_files(bl),
     }
     if bootstrap:
         data["vm_bootstrap_address"] = bl.lab.topology.host(vm).address
@@ -178,6 +192,16 @@ def test_first_apply_configures_the_vm_and_serves_exchange_on_the_vip(imported: 
         while chunk := tls.recv(4096):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200") and b"200 OK<br/>EX13-" in reply
+    # the offloading service presents the balancer's certificate (verified) and speaks HTTP to the servers
+    assert vm(bl, "stat -c %a:%U /etc/exha-lb/tls/owa.key /etc/exha-lb/tls/owa.pem").split() == [
+        "600:exha-lb", "644:root"]
+    with socket.create_connection((VIP, OFFLOAD_PORT), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="outlook.corp.example") as tls:
+        tls.sendall(b"GET /owa/healthcheck.htm HTTP/1.1\r\nHost: outlook.corp.example\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := tls.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200") and b"200 OK<br/>EX13-" in reply
 
 
 def test_second_apply_changes_nothing_and_connects_to_the_final_address(
@@ -273,7 +297,7 @@ def test_broken_config_is_refused_on_the_host_and_the_old_one_keeps_serving(impo
     assert run.rc != 0
     assert "real_servers[0].weight: expected an integer 0-1000, got 5000" in run.output
     assert vm(bl, "sha256sum /etc/exha-lb/exha-lb.toml") == before
-    assert vm(bl, "ls /etc/exha-lb").split() == ["admin.token", "exha-lb.toml"]
+    assert vm(bl, "ls /etc/exha-lb").split() == ["admin.token", "exha-lb.toml", "tls"]
     assert vm(bl, "systemctl is-active exha-lb").strip() == "active"
     assert banner(25).startswith("220 EX13-")
 

@@ -80,3 +80,31 @@ def everything(all_creds: dict[str, Any]) -> dict[str, Any]:
     d = all_creds["dns"]
     return {"zone": zone(d, d["primary"]), "zone_secondary": zone(d, d["secondary"]),
             "asa": asa(all_creds["asa1"]), "exchange": exchange(all_creds, ["ex13-1", "ex13-2"])}
+
+
+def seed_journal(lab: Any, path: Any) -> None:
+    """A runbook journal whose prior values are the lab's seed (lab/topology.toml [seed], the lab's zone TTL,
+    Exchange's seed: each database handing out its own server, dynamic RPC ports), so `exha runbook rollback`
+    on it puts a lab that someone converged back to its seed state through the toolkit's own restore path."""
+    from roles.runbook import journal
+
+    topo = lab.topology
+    dns_host = topo.by_role("dns-primary")[0].name
+    journal.append(path, step="dns", host=f"@exha-dns/{dns_host}", kind="dns.a_record",
+                   item=topo.cas_array_fqdn, target={"zone": topo.domain, "record": topo.cas_array_fqdn.split(".")[0]},
+                   prior={"ttl": 3600, "addresses": [topo.cas_array_address]}, desired=None)
+    asa_host = topo.by_role("asa")[0].name
+    for obj, address in topo.asa_objects.items():
+        journal.append(path, step="asa", host=f"@exha-asa/{asa_host}", kind="asa.network_object", item=obj,
+                       target={"object_name": obj}, prior={"running": {"kind": "host", "value": address, "nat": []},
+                                                           "startup": None}, desired=None)
+    servers = [h for h in topo.by_role("exchange")]
+    creds = lab.credentials()
+    dbs = _ps(creds[f"winrm-{servers[0].name}"], "Get-MailboxDatabase | Select-Object Name,Server" + JSON)
+    for h in servers:
+        for db in dbs if isinstance(dbs, list) else [dbs]:
+            if str(db["Server"]).split(".")[0].lower() == h.fqdn.split(".")[0].lower():
+                journal.append(path, step="exchange", host=f"@exha-winrm/{h.name}", kind="exchange.database",
+                               item=db["Name"], target={"database": db["Name"]}, prior=h.fqdn, desired=None)
+        journal.append(path, step="exchange", host=f"@exha-winrm/{h.name}", kind="exchange.rpc_ports",
+                       item="rpc_ports", target={}, prior={"rpc_port": None, "ab_port": None}, desired=None)

@@ -60,20 +60,29 @@ def _object(config: str, name: str) -> str:
 @pytest.fixture(scope="module")
 def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     creds = lab.credentials()
+    reseed = tmp_path_factory.mktemp("reseed")
+    _reseed(lab, reseed)          # the lab may have been converged by someone (e.g. the main command)
     seed = snapshots.everything(creds)
-    topo = lab.topology
-    at_seed = f"outlook 3600 IN A {topo.cas_array_address}" in seed["zone"] and all(
-        _object(seed["asa"]["running"], obj) == f"host {addr}" for obj, addr in topo.asa_objects.items())
-    if not at_seed:
-        pytest.fail("the lab is not at its seed state (outlook A / ASA objects moved); "
-                    "run `exha lab down` and `exha lab up`")
     w = World(lab, creds, seed, tmp_path_factory.mktemp("runbook"))
     w.folders.append(w.folder)
     yield w
     for folder in w.folders:   # put the seed back whatever happened above (rollback is idempotent)
         if (folder / "journal.json").exists():
             _exha("runbook", "rollback", "--dir", str(folder))
+    _reseed(lab, reseed)
     assert snapshots.everything(creds) == seed, "the lab was not put back to its seed state"
+
+
+def _reseed(lab: Lab, folder: Path) -> None:
+    """Roll the lab back to its seed values (a journal of the seed, restored by `exha runbook rollback`)."""
+    (folder / "journal.json").unlink(missing_ok=True)
+    snapshots.seed_journal(lab, folder / "journal.json")
+    cp = _exha("runbook", "rollback", "--dir", str(folder))
+    assert cp.returncode == 0, f"could not put the lab back to its seed: {cp.stdout}{cp.stderr}"
+    topo = lab.topology
+    now = snapshots.everything(lab.credentials())
+    assert f"outlook 3600 IN A {topo.cas_array_address}" in now["zone"] and all(
+        _object(now["asa"]["running"], obj) == f"host {addr}" for obj, addr in topo.asa_objects.items())
 
 
 def test_first_run_changes_everything_and_passes_post_checks(world: World) -> None:

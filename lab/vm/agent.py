@@ -12,6 +12,7 @@ Run as `python -m lab.vm.agent --topology FILE --state DIR --cache DIR [--networ
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 import time
@@ -23,6 +24,7 @@ from pyVmomi import vim
 
 from lab.context import Lab
 from lab.errors import LabError
+from lab.network import routed
 from lab.topology import LabHost, load_topology
 from lab.vm import instance
 from lab.vm.guestinfo import GuestSettings, apply_vapp, first_boot_settings
@@ -72,6 +74,25 @@ def report_stopped(si: Any, vm_name: str) -> None:
     _set_guest(si, vm_name, TOOLS_STOPPED)
 
 
+class LabGone(LabError):
+    """The lab's network went away under the agent."""
+
+
+def _is_lab_target(lab: Lab, address: str) -> bool:
+    """True if traffic to `address` stays on this machine: loopback, or routed via the lab's link."""
+    try:
+        if ipaddress.ip_address(address).is_loopback:
+            return True
+    except ValueError:
+        return False
+    return routed(lab, address)
+
+
+def _require_lab_target(lab: Lab, address: str) -> None:
+    if not _is_lab_target(lab, address):
+        raise LabGone(f"{address}: not loopback and not routed through the lab's link; refusing to connect")
+
+
 @dataclass
 class Agent:
     """One agent loop over the topology's balancer VMs."""
@@ -90,11 +111,19 @@ class Agent:
             creds = self.lab.credentials().get(self._endpoint())
             if not creds:
                 raise LabError(f"no {self._endpoint()!r} credentials yet in {self.lab.credentials_file}")
+            _require_lab_target(self.lab, str(creds["host"]))
             self.si = connect(creds, timeout=10)
         return self.si
 
     def tick(self) -> None:
-        """One poll: align every balancer VM with its power state, then report guest changes."""
+        """One poll: align every balancer VM with its power state, then report guest changes.
+
+        Raises LabGone when the vSphere endpoint is no longer reachable through the lab's own link
+        (the lab was taken down): the agent then ends instead of polling an address that the
+        machine's default route would carry off the machine."""
+        creds = self.lab.credentials().get(self._endpoint())
+        if creds and not _is_lab_target(self.lab, str(creds["host"])):
+            raise LabGone(f"{creds['host']}: no longer routed through the lab's link; agent stops")
         try:
             states = vm_power_states(self._session())
         except Exception as e:  # noqa: BLE001 - any failure: log, reconnect on the next tick
@@ -191,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lab = Lab(load_topology(args.topology), state_dir=args.state, cache_dir=args.cache)
         Agent(lab, args.network, args.endpoint).run(args.interval)
+    except LabGone as e:
+        print(f"lab.vm.agent: {e}", file=sys.stderr)
+        return 0
     except LabError as e:
         print(f"lab.vm.agent: {e}", file=sys.stderr)
         return 1

@@ -84,7 +84,13 @@ class Dns:
 
     def answer(self, server: str, record: str = f"outlook.{ZONE}") -> tuple[int, list[str]] | None:
         """Independent read: the A rrset `server` answers authoritatively (unsigned, TCP)."""
-        response = dns.query.tcp(dns.message.make_query(record, "A"), server, port=self.port, timeout=3)
+        # A server that was just (re)started answers SERVFAIL until its zone is loaded: wait, bounded.
+        deadline = time.monotonic() + 10
+        while True:
+            response = dns.query.tcp(dns.message.make_query(record, "A"), server, port=self.port, timeout=3)
+            if response.flags & dns.flags.AA or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert response.flags & dns.flags.AA, f"{server} is not authoritative"
         for rrset in response.answer:
             if rrset.rdtype == dns.rdatatype.A:

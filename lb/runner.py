@@ -193,6 +193,7 @@ class Runner:
         try:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
+            _die_with_parent()
             asyncio.events._set_running_loop(None)  # forked from inside the supervisor's running loop
             asyncio.set_event_loop_policy(None)
             with asyncio.Runner(loop_factory=loop_factory()) as r:
@@ -258,6 +259,16 @@ class Runner:
                 log.event(log.runner, logging.ERROR, "worker_exited", worker=index, pid=pid,
                           status=os.waitstatus_to_exitcode(status), action="respawn")
                 self._spawn(index)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to send SIGTERM to this worker if the supervisor dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def run(path: str) -> int:

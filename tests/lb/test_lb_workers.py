@@ -88,3 +88,24 @@ def test_workers_reload_on_sighup(net: Net, backend: Callable[..., Proc], balanc
     lb.wait(lambda: len(lb.state()["services"][0]["servers"]) == 1, 5, "supervisor reload")
     time.sleep(0.5)  # the workers reload on the supervisor's SIGHUP
     assert {http_get(net.vip, 8001)[1]["x-server"] for _ in range(10)} == {"A"}
+
+
+def test_workers_end_when_the_supervisor_is_killed(net: Net, backend: Callable[..., Proc],
+                                                   balancer: Callable[..., Balancer]) -> None:
+    backend("http", "A", net.host(23), 8001)
+    lb = balancer(_config(net))
+    workers = _worker_pids(lb)
+    assert len(workers) == 2
+    lb.proc.kill()  # SIGKILL: no chance to stop the workers itself
+    deadline = time.monotonic() + 15
+    while any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in workers):
+        assert time.monotonic() < deadline, "orphaned workers kept running"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -103,9 +103,31 @@ def plan_markdown(folder: Folder) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _moved(planned: dict[str, Any], now: dict[str, Any]) -> list[str]:
+def _snapshot_key(e: journal.Entry) -> str:
+    return f"{e.host} {e.kind}" + ("" if e.kind == "exchange.rpc_ports" else f" {e.item}")
+
+
+def _set_by_runbook(e: journal.Entry, value: Any) -> bool:
+    """Whether `value` (as the snapshot shows it) is what this runbook's journaled change set."""
+    d = e.desired
+    if e.kind == "asa.network_object":
+        return all((value or {}).get(w) and (value[w]["kind"], value[w]["value"]) == (d["kind"], d["value"])
+                   for w in ("running", "startup"))
+    if e.kind == "exchange.cas_array":
+        return bool(value) and str(value.get("fqdn", "")).lower() == str(d.get("fqdn", "")).lower()
+    if e.kind == "exchange.database":
+        return str(value).lower() == str(d).lower()
+    return bool(value == d)
+
+
+def _moved(planned: dict[str, Any], now: dict[str, Any],
+           entries: tuple[journal.Entry, ...] | list[journal.Entry] = ()) -> list[str]:
+    """Items whose value is neither the planned one nor the one this runbook already set (a re-run after a
+    partial failure finds its own changes, which are not a surprise)."""
+    ours = {_snapshot_key(e): e for e in entries}
     return [f"{k}: planned {json.dumps(planned.get(k))}, now {json.dumps(now.get(k))}"
-            for k in sorted(set(planned) | set(now)) if planned.get(k) != now.get(k)]
+            for k in sorted(set(planned) | set(now)) if planned.get(k) != now.get(k)
+            and not (k in ours and _set_by_runbook(ours[k], now.get(k)))]
 
 
 def apply(inventory: str, deploy: str, folder: Folder, extra_data: dict[str, str] | None = None) -> Outcome:
@@ -120,7 +142,9 @@ def apply(inventory: str, deploy: str, folder: Folder, extra_data: dict[str, str
     if not r.ok:
         out.lines += ["pre-check failed, nothing changed:", *[f"  {ln}" for ln in r.error_lines()]]
         return out
-    moved = _moved(doc["snapshot"], values)
+    done = [] if not folder.journal.exists() or journal.read(folder.journal).get("rolled_back_at") \
+        else journal.entries(folder.journal)
+    moved = _moved(doc["snapshot"], values, done)
     if moved:
         out.lines += ["pre-check failed, nothing changed: current values differ from the plan "
                       "(re-run `exha runbook plan` and review):", *[f"  {m}" for m in moved]]

@@ -103,6 +103,12 @@ def test_first_run_changes_everything_and_passes_post_checks(world: World) -> No
         ("exchange.rpc_ports", "rpc_ports"), ("exchange.rpc_ports", "rpc_ports")])
     assert [e["seq"] for e in journal if e["step"] == "dns"] < [e["seq"] for e in journal if e["step"] == "asa"]
 
+    secrets = [v for entry in world.creds.values() if isinstance(entry, dict) for k, v in entry.items()
+               if isinstance(v, str) and ("password" in k or "secret" in k) and len(v) >= 4]
+    secrets.append((world.lab.state_dir / "lb-admin.token").read_text().strip())
+    written = plan.stdout + cp.stdout + cp.stderr + "".join(p.read_text() for p in world.folder.rglob("*.json"))
+    assert not [s for s in secrets if s in written], "a secret reached the runbook's output or files"
+
     # independent post-checks, as a client and from the devices themselves
     assert smtp_server_name(smtp_session(VIP)) in EXCHANGE
     for ns in (world.creds["dns"]["primary"], world.creds["dns"]["secondary"]):
@@ -154,7 +160,7 @@ def test_rollback_restores_the_pre_change_state_exactly(world: World) -> None:
     assert snapshots.everything(world.creds) == world.seed
 
 
-def test_failure_at_the_asa_step_leaves_a_journal_and_a_working_rollback(world: World, tmp_path: Path) -> None:
+def test_failure_at_the_asa_step_leaves_a_journal_a_rerun_and_a_working_rollback(world: World, tmp_path: Path) -> None:
     folder = tmp_path / "runbook"
     world.folders.append(folder)
     # the ASA connector writes each object's backup before changing it: an unwritable backup folder makes
@@ -173,6 +179,13 @@ def test_failure_at_the_asa_step_leaves_a_journal_and_a_working_rollback(world: 
     now = snapshots.everything(world.creds)
     assert now["asa"] == world.seed["asa"] and now["exchange"] == world.seed["exchange"]
     assert "outlook 3600 IN A 10.0.0.28" in now["zone"]
+
+    # the cause fixed, apply again: its own DNS change is no surprise to the pre-checks, the journal keeps the
+    # first prior value, and the run completes
+    again = _exha("runbook", "apply", "--dir", str(folder))
+    assert again.returncode == 0 and "post-checks passed" in again.stdout, again.stdout + again.stderr
+    entries = json.loads((folder / "journal.json").read_text())["entries"]
+    assert entries[0]["prior"] == {"ttl": 3600, "addresses": ["10.0.0.23"]} and len(entries) == 7
 
     back = _exha("runbook", "rollback", "--dir", str(folder))
     assert back.returncode == 0, back.stdout + back.stderr

@@ -61,6 +61,22 @@ def test_values_moved_since_the_plan_are_named() -> None:
                                     '["10.0.0.23"]}, now {"ttl": 3600, "addresses": ["10.0.0.99"]}']
 
 
+def test_values_this_runbook_already_set_are_not_moved(tmp_path: Path) -> None:
+    path = tmp_path / "journal.json"
+    e = journal.append(path, step="asa", host="@exha-asa/asa1", kind="asa.network_object", item="EXCH-SMTP",
+                       target={}, prior={"running": {"kind": "host", "value": "10.0.0.23"}, "startup": None},
+                       desired={"kind": "host", "value": "10.0.0.28"})
+    key = "@exha-asa/asa1 asa.network_object EXCH-SMTP"
+    planned = {key: {"running": {"kind": "host", "value": "10.0.0.23", "nat": []},
+                     "startup": {"kind": "host", "value": "10.0.0.23", "nat": []}}}
+    ours = {key: {"running": {"kind": "host", "value": "10.0.0.28", "nat": []},
+                  "startup": {"kind": "host", "value": "10.0.0.28", "nat": []}}}
+    unsaved = {key: {"running": {"kind": "host", "value": "10.0.0.28", "nat": []},
+                     "startup": {"kind": "host", "value": "10.0.0.23", "nat": []}}}
+    assert _moved(planned, ours, [e]) == []
+    assert len(_moved(planned, ours)) == 1 and len(_moved(planned, unsaved, [e])) == 1
+
+
 def test_item_checks_need_running_and_saved_config_at_the_vip() -> None:
     values = {
         "@exha-asa/asa1 asa.network_object EXCH-SMTP": {"running": {"kind": "host", "value": "10.0.0.28"},

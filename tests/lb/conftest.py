@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -31,10 +32,29 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         return p
 
     yield start
-    for p in procs:
+    for p in procs:  # each process and its children (balancer workers), so nothing outlives the test
+        pids = [p.popen.pid] + _children(p.popen.pid)
         p.kill(signal.SIGCONT)
         p.kill(signal.SIGKILL)
         p.popen.wait(5)
+        for pid in pids[1:]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@
     pyinfra -y inventory/lab.py deploys/exchange_ha.py
     pyinfra inventory/lab.py deploys/exchange_ha.py --dry --diff          # what would change
 
-pyinfra runs each step on every host before the next one starts, and any failing host stops the whole run
-(FAIL_PERCENT 0): nothing that moves traffic (DNS, ASA) runs before the gate has proven the VIP.
+Step barriers (roles/runbook/steps.py) make every host finish a step before the next one starts, and fail
+every host after a step in which any host failed: nothing that moves traffic (DNS, ASA) runs before the gate
+has proven the VIP, and nothing runs after a failure.
 Every value comes from the site description the inventory loads (`site`, see docs/site.md).
 
 Under `exha runbook` (host data `runbook_journal` / `runbook_snapshot`), journal operations record each
@@ -20,11 +21,9 @@ item's prior value just before the step that changes it (roles/runbook/record.py
 
 from pathlib import Path
 
-from pyinfra import config, host, inventory, local
+from pyinfra import host, inventory, local
 
 from roles.runbook import gate, record, steps
-
-config.FAIL_PERCENT = 0
 
 HERE = Path(__file__).resolve().parent
 site = host.data.get("site") or {}

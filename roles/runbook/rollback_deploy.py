@@ -3,17 +3,16 @@ back to its journaled prior value on its own host. Run by `exha runbook rollback
 
     pyinfra -y inventory/lab.py roles/runbook/rollback_deploy.py --data runbook_journal=runbook/journal.json
 
-Every host walks the whole list (host.loop keeps one global order) and adds only its own entries.
+Every host walks the whole list (host.loop keeps one global order) and adds only its own entries; a barrier
+before each entry keeps the order across hosts and stops every host after a failed restore.
 """
-
-from pyinfra import config, host
 
 from dataclasses import asdict
 
+from pyinfra import host
+
 from roles.runbook import journal, steps
 from roles.runbook.restore import journaled_item
-
-config.FAIL_PERCENT = 0
 
 _path = host.data.get("runbook_journal")
 _entries = sorted(journal.entries(_path), key=lambda e: e.seq, reverse=True) if _path else []

@@ -3,10 +3,8 @@ real BIND 9 primary with a TSIG key in a temporary folder."""
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bindkit import Bind, prepare_bind
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,64 +147,15 @@ def asa(tmp_path: Path, daemons: list[Daemon]) -> AsaHandle:
 
 
 # -- BIND 9 ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Bind:
-    address: str
-    port: int
-    zone: str
-    tsig_name: str
-    tsig_secret: str
-    tsig_algorithm: str
-
-
-ZONE_TEXT = """$ORIGIN {zone}.
-$TTL 3600
-@       IN SOA dc1.{zone}. hostmaster.{zone}. ( 1 3600 600 86400 300 )
-        IN NS  dc1.{zone}.
-dc1     IN A   10.0.0.10
-outlook IN A   10.0.0.23
-ex13-1  IN A   10.0.0.23
-ex13-2  IN A   10.0.0.24
-"""
-
-
 @pytest.fixture
 def bind(tmp_path: Path, daemons: list[Daemon]) -> Bind:
     """A real BIND 9 primary for corp.example on 127.0.0.1 (BIND listens only on interface addresses)
     that accepts RFC 2136 updates and zone
     transfers signed with a fresh TSIG key."""
-    named = shutil.which("named") or "/usr/sbin/named"
-    if not Path(named).exists():
-        pytest.skip("BIND 9 (named) is not installed: apt-get install bind9")
-    host, zone = "127.0.0.1", "corp.example"
-    port = free_port(host)
-    folder = tmp_path / "bind"
-    folder.mkdir()
-    secret = base64.b64encode(secrets.token_bytes(32)).decode()
-    (folder / f"{zone}.zone").write_text(ZONE_TEXT.format(zone=zone))
-    (folder / "named.conf").write_text(f"""
-key "exha-update" {{ algorithm hmac-sha256; secret "{secret}"; }};
-options {{
-    directory "{folder}";
-    pid-file "{folder}/named.pid";
-    listen-on port {port} {{ {host}; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-}};
-controls {{ }};
-zone "{zone}" {{
-    type primary;
-    file "{folder}/{zone}.zone";
-    allow-update {{ key "exha-update"; }};
-    allow-transfer {{ key "exha-update"; }};
-}};
-""")
-    argv = [named, "-g", "-4", "-c", str(folder / "named.conf")]
-    d = Daemon(argv, host, port, tmp_path / "named.log", {})
-    daemons.append(d.start())
-    return Bind(host, port, zone, "exha-update", secret, "hmac-sha256")
+    host = "127.0.0.1"
+    argv, endpoint = prepare_bind(tmp_path / "bind", host, free_port(host))
+    daemons.append(Daemon(argv, host, endpoint.port, tmp_path / "named.log", {}).start())
+    return endpoint
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ Imported by the conftest files of tests/roles/exchange and tests/roles/windns.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 import winrm
+from bindkit import Bind, prepare_bind
 from harness import Peer, free_port
 
 WRITE_CMDLETS = ("Set-", "New-", "Add-", "Remove-", "Restart-", "Start-", "Stop-")
@@ -98,61 +97,12 @@ def start_winrm(tmp_path: Path, peers: list[Peer], name: str, address: str, role
 
 
 # -- BIND 9 ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Bind:
-    address: str
-    port: int
-    zone: str
-    tsig_name: str
-    tsig_secret: str
-    tsig_algorithm: str = "hmac-sha256"
-
-
-SEED_ZONE = """$ORIGIN {zone}.
-$TTL 3600
-@       IN SOA dc1.{zone}. hostmaster.{zone}. ( 1 3600 600 86400 300 )
-        IN NS  dc1.{zone}.
-dc1     IN A   10.0.0.10
-outlook IN A   10.0.0.23
-ex13-1  IN A   10.0.0.23
-ex13-2  IN A   10.0.0.24
-"""
-
-
 def start_bind(tmp_path: Path, peers: list[Peer], address: str = "127.0.0.1") -> Bind:
     """A BIND 9 primary for corp.example on loopback that takes TSIG-signed RFC 2136 updates (BIND binds
     only addresses an interface holds, so 127.0.0.1 on a free port)."""
-    named = shutil.which("named") or "/usr/sbin/named"
-    if not Path(named).exists():
-        pytest.skip("BIND 9 (named) is not installed: apt-get install bind9")
-    zone, port = "corp.example", free_port(address)
-    folder = tmp_path / "bind"
-    folder.mkdir()
-    secret = base64.b64encode(secrets.token_bytes(32)).decode()
-    (folder / f"{zone}.zone").write_text(SEED_ZONE.format(zone=zone))
-    (folder / "named.conf").write_text(f"""
-key "exha-update" {{ algorithm hmac-sha256; secret "{secret}"; }};
-options {{
-    directory "{folder}";
-    pid-file "{folder}/named.pid";
-    listen-on port {port} {{ {address}; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-}};
-controls {{ }};
-zone "{zone}" {{
-    type primary;
-    file "{folder}/{zone}.zone";
-    allow-update {{ key "exha-update"; }};
-    allow-transfer {{ key "exha-update"; }};
-}};
-""")
-    peer = Peer("named", [named, "-g", "-4", "-c", str(folder / "named.conf")], address, port,
-                tmp_path / "named.log")
-    peers.append(peer.start())
-    return Bind(address, port, zone, "exha-update", secret)
+    argv, bind = prepare_bind(tmp_path / "bind", address, free_port(address))
+    peers.append(Peer("named", argv, address, bind.port, tmp_path / "named.log").start())
+    return bind
 
 
 def a_rrset(bind: Bind, name: str) -> tuple[int, list[str]] | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lab.asa_sim.config import seed_config
 from lab.context import Lab, ServiceStatus, tcp_open
-from lab.errors import LabError
+from lab.simcommon import spawn_simulator
 from lab.topology import LabHost
 
 SSH_PORT = 22
@@ -77,14 +77,7 @@ class AsaComponent:
                 "ASA_SIM_PASSWORD": str(creds["password"]),
                 "ASA_SIM_ENABLE_SECRET": str(creds["enable_secret"]),
             }
-            lab.spawn(_daemon(host), host.namespace, argv, env=env, cwd=lab.project_root)
-            try:
-                lab.wait_port(host.namespace, host.address, SSH_PORT, timeout=READY_TIMEOUT)
-            except LabError:
-                raise LabError(
-                    f"{host.name}: the ASA simulator did not come up on {host.address}:{SSH_PORT}; "
-                    f"see {lab.logs / (_daemon(host) + '.log')}"
-                ) from None
+            spawn_simulator(lab, host, _daemon(host), argv, env, (SSH_PORT,), "ASA simulator", READY_TIMEOUT)
 
     def status(self, lab: Lab) -> list[ServiceStatus]:
         out = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lab.context import Lab, ServiceStatus, tcp_open
 from lab.errors import LabError
+from lab.simcommon import spawn_simulator
 from lab.topology import LabHost
 
 HTTP_PORT = 5985
@@ -122,21 +123,10 @@ class WinRMComponent:
                 ]
             else:
                 argv += ["--dns-config", str(_dns_config(lab, host))]
-            lab.spawn(
-                _daemon(host),
-                host.namespace,
-                argv,
-                env={"WINRM_SIM_PASSWORD": str(creds["password"])},
-                cwd=lab.project_root,
+            env = {"WINRM_SIM_PASSWORD": str(creds["password"])}
+            spawn_simulator(
+                lab, host, _daemon(host), argv, env, (HTTP_PORT, HTTPS_PORT), "WinRM simulator", READY_TIMEOUT
             )
-            try:
-                for port in (HTTP_PORT, HTTPS_PORT):
-                    lab.wait_port(host.namespace, host.address, port, timeout=READY_TIMEOUT)
-            except LabError:
-                raise LabError(
-                    f"{host.name}: the WinRM simulator did not come up on {host.address}; "
-                    f"see {lab.logs / (_daemon(host) + '.log')}"
-                ) from None
 
     def status(self, lab: Lab) -> list[ServiceStatus]:
         out = []

@@ -43,7 +43,8 @@ class Run:
     cpu_us_per_req: float
 
 
-def _wait_port(address: str, port: int, timeout: float = 10) -> None:
+def wait_port(address: str, port: int, timeout: float = 10.0) -> None:
+    """Wait until something accepts TCP on address:port; TimeoutError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -51,7 +52,7 @@ def _wait_port(address: str, port: int, timeout: float = 10) -> None:
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"lb_bench: {address}:{port} did not open") from None
+                raise TimeoutError(f"{address}:{port} did not open within {timeout}s") from None
             time.sleep(0.05)
 
 
@@ -192,10 +193,13 @@ stream {{ upstream b {{ {' '.join(f'server {a}:{BACKEND_PORT};' for a in SERVERS
   server {{ listen {VIP}:{PORTS['nginx-stream']} backlog=4096; proxy_pass b; }} }}
 """)
         self._spawn("nginx-stream", ["nginx", "-c", str(self.dir / "stream.conf"), "-p", str(self.dir)])
-        for addr in SERVERS:
-            _wait_port(addr, BACKEND_PORT)
-        for port in PORTS.values():
-            _wait_port(VIP, port)
+        try:
+            for addr in SERVERS:
+                wait_port(addr, BACKEND_PORT)
+            for port in PORTS.values():
+                wait_port(VIP, port)
+        except TimeoutError as e:
+            raise SystemExit(f"lb_bench: {e}") from None
         time.sleep(1.0)
 
     def pids(self, name: str) -> list[int]:

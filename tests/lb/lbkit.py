@@ -14,23 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmarks.lb_bench import wait_port  # noqa: F401 (the tests' port wait is the benchmark's)
+
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND = Path(__file__).resolve().parent / "backend_server.py"
 _SECOND = random.Random(os.getpid()).randrange(60, 250)
 _third = iter(range(1, 250))
-
-
-def wait_port(address: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection((address, port), timeout=0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{address}:{port} did not open within {timeout}s") from None
-            time.sleep(0.05)
 
 
 def free_port(address: str = "127.0.0.1") -> int:

@@ -28,23 +28,18 @@ from pyinfra.connectors.util import CommandOutput, OutputLine
 
 from roles.balancer_host import locate
 from roles.errors import DeviceConnectError
+from roles.vsphere.connector import EsxiConnectorData
 
 
-class VmConnectorData(ConnectorData, total=False):
+class VmConnectorData(ConnectorData, EsxiConnectorData, total=False):
+    """SSH data, the esxi_* keys of the ESXi connector (to find the VM), and the vm_* keys."""
+
     vm_name: str
     vm_address: str
     vm_bootstrap_address: str
     vm_probe_timeout: float
     vm_wait_timeout: float
     vm_move_timeout: float
-    esxi_host: str
-    esxi_port: int
-    esxi_username: str
-    esxi_password: str
-    esxi_ca_file: str
-    esxi_thumbprint: str
-    esxi_datacenter: str
-    esxi_timeout: float
 
 
 VmConnectorDataMeta: dict[str, DataMeta] = {

@@ -3,6 +3,7 @@ the `Component` protocol every lab service (DNS, vSphere, Exchange stand-ins, si
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -197,6 +199,18 @@ class Lab:
             time.sleep(0.1)
         raise LabError(f"{namespace}: nothing listens on {address}:{port} after {timeout:.0f}s; "
                        f"see {self.logs}")
+
+
+def build_once(artifact: Path, build: Callable[[], None]) -> Path:
+    """Return `artifact`, running `build` first when it is missing. Builds of one cache folder take
+    turns under a lock there, and a build that waited finds the other's result instead of building again."""
+    if artifact.exists():
+        return artifact
+    with open(artifact.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not artifact.exists():
+            build()
+    return artifact
 
 
 def run(argv: list[str], check: bool = True, timeout: float = 60,

@@ -3,14 +3,13 @@ as a tarball, then unpacked into each VM's own folder under the state directory.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
 import shutil
 from pathlib import Path
 
-from lab.context import Lab, run
+from lab.context import Lab, build_once, run
 from lab.errors import LabError
 
 SUITE = "bookworm"
@@ -55,13 +54,7 @@ def rootfs_tarball(lab: Lab) -> Path:
     mirror = debian_mirror()
     cache = lab.cache("vm")
     tarball = cache / f"bookworm-balancer-{_recipe_key(mirror)}.tar.zst"
-    if tarball.exists():
-        return tarball
-    with open(cache / ".build.lock", "w") as lock:  # one build at a time per cache
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not tarball.exists():
-            _build(cache, tarball, mirror)
-    return tarball
+    return build_once(tarball, lambda: _build(cache, tarball, mirror))
 
 
 def _build(cache: Path, tarball: Path, mirror: str) -> None:

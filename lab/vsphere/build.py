@@ -7,14 +7,13 @@ the govmomi source version change.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from lab.context import Lab, run
+from lab.context import Lab, build_once, run
 from lab.errors import LabError
 
 SYSTEM_GOPATH = Path("/usr/share/gocode")
@@ -57,13 +56,7 @@ def simulator_binary(lab: Lab) -> Path:
         raise LabError("the Go compiler is missing: apt-get install golang-go")
     cache = lab.cache("vsphere")
     binary = cache / f"vspheresim-{_source_key()}"
-    if binary.exists():
-        return binary
-    with open(cache / ".build.lock", "w") as lock:  # one build at a time per cache
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not binary.exists():
-            _build(lab, cache, binary)
-    return binary
+    return build_once(binary, lambda: _build(lab, cache, binary))
 
 
 def _build(lab: Lab, cache: Path, binary: Path) -> None:

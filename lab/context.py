@@ -190,15 +190,24 @@ class Lab:
         """Run a command to completion inside `namespace`."""
         return run(["ip", "netns", "exec", namespace, *argv], check=check, timeout=timeout)
 
-    def wait_port(self, namespace: str, address: str, port: int, timeout: float = 15.0) -> None:
-        """Wait until something accepts TCP on address:port inside `namespace`."""
+    def wait_ready(self, ready: Callable[[], bool], timeout: float, failure: str,
+                   daemon: str | None = None, interval: float = 0.1) -> None:
+        """Poll `ready()` until it is true; give up after `timeout` seconds, or at once when `daemon`
+        (if given) is no longer running, raising LabError(`failure`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if tcp_open(address, port, namespace=namespace):
+            if ready():
                 return
-            time.sleep(0.1)
-        raise LabError(f"{namespace}: nothing listens on {address}:{port} after {timeout:.0f}s; "
-                       f"see {self.logs}")
+            if daemon is not None and not self.pid(daemon):
+                break
+            time.sleep(interval)
+        raise LabError(failure)
+
+    def wait_port(self, namespace: str, address: str, port: int, timeout: float = 15.0) -> None:
+        """Wait until something accepts TCP on address:port inside `namespace`."""
+        self.wait_ready(lambda: tcp_open(address, port, namespace=namespace), timeout,
+                        f"{namespace}: nothing listens on {address}:{port} after {timeout:.0f}s; "
+                        f"see {self.logs}")
 
 
 def build_once(artifact: Path, build: Callable[[], None]) -> Path:

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import secrets
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,16 +227,11 @@ class DnsComponent:
         )
 
     def _wait(self, lab: Lab, host: LabHost, zone: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if soa_serial(host.address, zone, timeout=0.5) is not None:
-                return
-            if not lab.pid(_daemon(host)):
-                break
-            time.sleep(0.2)
-        raise LabError(
+        lab.wait_ready(
+            lambda: soa_serial(host.address, zone, timeout=0.5) is not None, READY_TIMEOUT,
             f"{host.name}: named does not serve {zone} on {host.address}; "
-            f"see {lab.logs / (_daemon(host) + '.log')}"
+            f"see {lab.logs / (_daemon(host) + '.log')}",
+            daemon=_daemon(host), interval=0.2,
         )
 
     def status(self, lab: Lab) -> list[ServiceStatus]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-import time
 from pathlib import Path
 
 from lab.context import Lab, ServiceStatus, tcp_open
@@ -65,16 +64,11 @@ def start_server(lab: Lab, host: LabHost) -> None:
         str(cert.key),
     )
     lab.spawn(_daemon(host), host.namespace, argv, cwd=lab.project_root)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if tcp_open(host.address, HTTPS_PORT) and tcp_open(host.address, SMTP_PORT):
-            return
-        if not lab.pid(_daemon(host)):
-            break
-        time.sleep(0.1)
-    raise LabError(
+    lab.wait_ready(
+        lambda: tcp_open(host.address, HTTPS_PORT) and tcp_open(host.address, SMTP_PORT), READY_TIMEOUT,
         f"{host.name}: the Exchange stand-in did not come up on {host.address}; "
-        f"see {lab.logs / (_daemon(host) + '.log')}"
+        f"see {lab.logs / (_daemon(host) + '.log')}",
+        daemon=_daemon(host),
     )
 
 

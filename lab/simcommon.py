@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lab.context import Lab
-from lab.errors import LabError
+from lab.context import Lab, tcp_open
 from lab.topology import LabHost
 
 
@@ -24,10 +23,9 @@ def spawn_simulator(
     `timeout` seconds per port for `ports` to accept TCP on the host's address."""
     lab.spawn(daemon, host.namespace, argv, env=env, cwd=lab.project_root)
     for port in ports:
-        try:
-            lab.wait_port(host.namespace, host.address, port, timeout=timeout)
-        except LabError:
-            raise LabError(
-                f"{host.name}: the {what} did not come up on {host.address}:{port}; "
-                f"see {lab.logs / (daemon + '.log')}"
-            ) from None
+        lab.wait_ready(
+            lambda port=port: tcp_open(host.address, port, namespace=host.namespace), timeout,
+            f"{host.name}: the {what} did not come up on {host.address}:{port}; "
+            f"see {lab.logs / (daemon + '.log')}",
+            daemon=daemon,
+        )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lab.context import Lab, _start_time
+from lab.errors import LabError
 from lab.topology import load_topology
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:subprocess \d+ is still running:ResourceWarning")
@@ -34,3 +35,15 @@ def test_spawn_records_start_time_and_stop_ends_it(tmp_path: Path) -> None:
     finally:
         lab.stop_daemon("sleeper")
     assert lab.pid("sleeper") is None
+
+
+def test_wait_ready_stops_early_when_the_daemon_died(tmp_path: Path) -> None:
+    lab = Lab(load_topology(), state_dir=tmp_path)
+    lab.spawn("quitter", None, ["true"])
+    calls: list[int] = []
+    with pytest.raises(LabError, match="^quitter never came up$"):
+        lab.wait_ready(lambda: bool(calls.append(1)), 30.0, "quitter never came up", daemon="quitter",
+                       interval=0.05)
+    assert len(calls) < 100, "gave up long before the 30 s timeout once the daemon had exited"
+    answers = iter([False, False, True])
+    lab.wait_ready(lambda: next(answers), 5.0, "unused")  # no daemon: polls until ready

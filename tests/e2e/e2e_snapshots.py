@@ -53,7 +53,8 @@ def asa_set(creds: dict[str, Any], lines: list[str]) -> None:
         s.disconnect()
 
 
-def _ps(creds: dict[str, Any], script: str) -> Any:
+def ps_json(creds: dict[str, Any], script: str) -> Any:
+    """Independent read: run `script` on a lab WinRM endpoint (TLS verified), parse its JSON output."""
     session = winrm.Session(f"https://{creds['host']}:{creds['port']}/wsman",
                             auth=(creds["username"], creds["password"]), transport="basic",
                             server_cert_validation="validate", ca_trust_path=creds["ca_file"], proxy=None)
@@ -67,12 +68,12 @@ def exchange(all_creds: dict[str, Any], hosts: list[str]) -> dict[str, Any]:
     """CAS arrays, every mailbox database's RPC Client Access server and each server's static RPC ports."""
     first = all_creds[f"winrm-{hosts[0]}"]
     out: dict[str, Any] = {
-        "arrays": _ps(first, "Get-ClientAccessArray | Select-Object Name,Fqdn" + JSON),
-        "databases": _ps(first, "Get-MailboxDatabase | Select-Object Name,RpcClientAccessServer" + JSON)}
+        "arrays": ps_json(first, "Get-ClientAccessArray | Select-Object Name,Fqdn" + JSON),
+        "databases": ps_json(first, "Get-MailboxDatabase | Select-Object Name,RpcClientAccessServer" + JSON)}
     for h in hosts:
         creds = all_creds[f"winrm-{h}"]
-        out[h] = {"rpc": _ps(creds, f"Get-ItemProperty -Path '{RPC}' | Select-Object 'TCP/IP Port'" + JSON),
-                  "ab": _ps(creds, f"Get-ItemProperty -Path '{AB}' | Select-Object RpcTcpPort" + JSON)}
+        out[h] = {"rpc": ps_json(creds, f"Get-ItemProperty -Path '{RPC}' | Select-Object 'TCP/IP Port'" + JSON),
+                  "ab": ps_json(creds, f"Get-ItemProperty -Path '{AB}' | Select-Object RpcTcpPort" + JSON)}
     return out
 
 
@@ -100,7 +101,7 @@ def seed_journal(lab: Any, path: Any) -> None:
                                                            "startup": None}, desired=None)
     servers = [h for h in topo.by_role("exchange")]
     creds = lab.credentials()
-    dbs = _ps(creds[f"winrm-{servers[0].name}"], "Get-MailboxDatabase | Select-Object Name,Server" + JSON)
+    dbs = ps_json(creds[f"winrm-{servers[0].name}"], "Get-MailboxDatabase | Select-Object Name,Server" + JSON)
     for h in servers:
         for db in dbs if isinstance(dbs, list) else [dbs]:
             if str(db["Server"]).split(".")[0].lower() == h.fqdn.split(".")[0].lower():

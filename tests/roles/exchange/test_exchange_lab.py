@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import winrm
 
 from lab.context import Lab
+from tests.e2e.e2e_snapshots import ps_json
 
 pytestmark = [pytest.mark.lab]
 
@@ -32,20 +32,10 @@ def _deploy(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "PYINFRA_PROGRESS": "off"})
 
 
-def _ps(creds: dict[str, Any], script: str) -> Any:
-    session = winrm.Session(f"https://{creds['host']}:{creds['port']}/wsman",
-                            auth=(creds["username"], creds["password"]), transport="basic",
-                            server_cert_validation="validate", ca_trust_path=creds["ca_file"], proxy=None)
-    r = session.run_ps(script)
-    assert r.status_code == 0, r.std_err.decode(errors="replace")
-    text = r.std_out.decode().strip()
-    return json.loads(text) if text else None
-
-
 def _state(creds: dict[str, Any]) -> tuple[Any, ...]:
-    dbs = _ps(creds, "Get-MailboxDatabase | Select-Object Name,RpcClientAccessServer" + JSON)
-    rpc = _ps(creds, f"Get-ItemProperty -Path '{RPC}' | Select-Object 'TCP/IP Port'" + JSON)
-    ab = _ps(creds, f"Get-ItemProperty -Path '{AB}' | Select-Object RpcTcpPort" + JSON)
+    dbs = ps_json(creds, "Get-MailboxDatabase | Select-Object Name,RpcClientAccessServer" + JSON)
+    rpc = ps_json(creds, f"Get-ItemProperty -Path '{RPC}' | Select-Object 'TCP/IP Port'" + JSON)
+    ab = ps_json(creds, f"Get-ItemProperty -Path '{AB}' | Select-Object RpcTcpPort" + JSON)
     databases = sorted((d["Name"], d["RpcClientAccessServer"]) for d in dbs)
     return databases, rpc["TCP/IP Port"], ab["RpcTcpPort"]
 
@@ -55,10 +45,10 @@ def _restore(all_creds: dict[str, Any], seed: dict[str, tuple[Any, ...]]) -> Non
     for host, (dbs, rpc, ab) in seed.items():
         creds = all_creds[f"winrm-{host}"]
         for name, server in dbs:
-            _ps(creds, f"Set-MailboxDatabase -Identity '{name}' -RpcClientAccessServer '{server}'")
+            ps_json(creds, f"Set-MailboxDatabase -Identity '{name}' -RpcClientAccessServer '{server}'")
         for key, value, current in ((RPC, "TCP/IP Port", rpc), (AB, "RpcTcpPort", ab)):
             if current is None:
-                _ps(creds, f"Remove-ItemProperty -Path '{key}' -Name '{value}' -ErrorAction SilentlyContinue"
+                ps_json(creds, f"Remove-ItemProperty -Path '{key}' -Name '{value}' -ErrorAction SilentlyContinue"
                            "\nexit 0")
 
 

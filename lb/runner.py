@@ -99,7 +99,8 @@ class Runner:
             if self.config.workers == 1:
                 self.dataplane = Dataplane(self.table, self.memory, 0)
                 await self.dataplane.apply(self.config)
-            nft.install(self.config.nft_table, redirects(self.config), self.config.wildcard_port)
+            if redirects(self.config):  # nothing to redirect: leave nftables alone (no CAP_NET_ADMIN needed)
+                nft.install(self.config.nft_table, redirects(self.config), self.config.wildcard_port)
             self.monitor = Monitor(self.table)
             self.monitor.apply(targets(self.config))
             self.admin = Admin(View(self.config, self.table, self.monitor, self.started,
@@ -144,7 +145,10 @@ class Runner:
         try:
             if self.dataplane is not None:
                 await self.dataplane.apply(new)
-            nft.install(new.nft_table, redirects(new), new.wildcard_port)
+            if redirects(new) or redirects(self.config):
+                if self.config.nft_table != new.nft_table and redirects(self.config):
+                    nft.remove(self.config.nft_table)
+                nft.install(new.nft_table, redirects(new), new.wildcard_port)
         except (OSError, NftError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             log.event(log.runner, logging.ERROR, "reload_failed", config=self.path, reason=reason, kept="old")

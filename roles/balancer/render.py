@@ -18,9 +18,6 @@ NFT = "CAP_NET_ADMIN"
 TRANSPARENT = ("CAP_NET_ADMIN", "CAP_NET_RAW")
 #: templates whose services listen on every port of the VIP (an nftables redirect)
 WILDCARD_TEMPLATES = frozenset({"exchange2010-mapi"})
-#: the balancer clears its nftables table at start even with no port-"*" service, so it needs CAP_NET_ADMIN
-#: until it skips nftables when there is nothing to redirect
-LB_ALWAYS_TOUCHES_NFT = True
 
 
 def capabilities(services: list[Service]) -> list[str]:
@@ -29,7 +26,7 @@ def capabilities(services: list[Service]) -> list[str]:
     caps = [BIND]
     wildcard = any(s.settings.get("ports") == "*" or (s.template in WILDCARD_TEMPLATES and "ports" not in s.settings)
                    for s in services)
-    if wildcard or LB_ALWAYS_TOUCHES_NFT:
+    if wildcard:
         caps.append(NFT)
     if any(s.settings.get("transparent") is True for s in services):
         caps += [c for c in TRANSPARENT if c not in caps]

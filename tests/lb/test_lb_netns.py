@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from lbkit import BACKEND, REPO, Proc
+from lbkit import BACKEND, REPO, Balancer, Net, Proc, http_get
 
 pytestmark = [
     pytest.mark.root,
@@ -175,3 +175,52 @@ def test_example_config_runs_as_is(netns: Namespaces, spawn: Callable[..., Proc]
         ("https", "127.0.0.23", "up"), ("https", "127.0.0.24", "up")}
     assert netns.client(ns, "line", "127.0.0.28", "25").startswith("220 ")
     assert netns.client(ns, "https", "127.0.0.28", "443", "/owa/") in ("A", "B")
+
+
+NO_NET_ADMIN = ["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin", "--"]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_runs_without_net_admin_unless_it_must_redirect(net: Net, backend: Callable[..., Proc],
+                                                        balancer: Callable[..., Balancer],
+                                                        tmp_path: Path) -> None:
+    """Without a port-`*` service the balancer never touches nftables, so it starts without CAP_NET_ADMIN;
+    a port-`*` service under the same restriction is refused at start with the nftables reason."""
+    backend("http", "A", net.host(23), 8001)
+    plain = f"""
+[[virtual_services]]
+name = "web"
+vip = "{net.vip}"
+port = 8001
+template = "exchange2013-https"
+[virtual_services.health]
+kind = "tcp"
+interval = 0.3
+[[virtual_services.real_servers]]
+address = "{net.host(23)}"
+"""
+    b = balancer(plain, prefix=NO_NET_ADMIN)
+    status = Path(f"/proc/{b.proc.popen.pid}/status").read_text()
+    cap_eff = int(next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1], 16)
+    assert not cap_eff & (1 << 12), "the balancer was meant to run without CAP_NET_ADMIN"
+    assert b.server("web", net.host(23))["state"] == "up"
+    assert http_get(net.vip, 8001, "/owa/")[1]["x-server"] == "A"
+
+    wild = tmp_path / "wild.toml"
+    wild.write_text(f"""
+nft_table = "exha_lb_capt{os.getpid()}"
+[[virtual_services]]
+name = "rpc"
+vip = "{net.vip}"
+ports = "*"
+[virtual_services.health]
+kind = "tcp"
+port = 8001
+[[virtual_services.real_servers]]
+address = "{net.host(23)}"
+""")
+    out = subprocess.run(NO_NET_ADMIN + [sys.executable, "-m", "lb", "run", "--config", str(wild)], cwd=REPO,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "start_failed" in out.stdout + out.stderr and "nft" in (out.stdout + out.stderr).lower()
+    assert "Traceback" not in out.stdout + out.stderr

@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 
-from lb import log, splice
+from lb import log, poller, splice
 from lb.config import Config, VirtualService
 from lb.persistence import SharedSourceMemory, SourceTable, cookie_value, find_cookie
 from lb.scheduling import Scheduler, make
@@ -377,6 +377,7 @@ class Listener:
         self.wildcard: dict[str, ServiceRuntime] = {}
         self.server: asyncio.AbstractServer | None = None
         self.raw_sock: socket.socket | None = None
+        self.poller: poller.Poller | None = None
         self.connecting: set[Session | splice.RawSession] = set()
         self.waiting: set[Session] = set()
 
@@ -393,6 +394,7 @@ class Listener:
         sock.setblocking(False)
         if raw:
             self.raw_sock = sock
+            self.poller = poller.for_loop(self.loop)
             self.loop.add_reader(sock.fileno(), splice.accept, self, sock)
             return
         self.server = await self.loop.create_server(lambda: Session(self), sock=sock, ssl=ssl_ctx, backlog=4096)

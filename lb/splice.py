@@ -2,7 +2,8 @@
 bytes with splice(2) through a pipe so they never enter Python.
 
 Used for services in mode `tcp` without TLS when `splice = true` (the default); everything else goes through
-the Protocol-based path in dataplane.py. A RawSession offers the same face to the data plane's housekeeping
+the Protocol-based path in dataplane.py. Sockets are watched through the process's Poller (lb/poller.py), not
+through the event loop's add_reader/add_writer. A RawSession offers the same face to the data plane's housekeeping
 (`last`, `abort()`, `connect_timed_out()`) as a Protocol session.
 """
 
@@ -15,6 +16,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from lb import log
+from lb.poller import ERR, HUP, IN, OUT, RDHUP, Poller
 from lb.sockopts import original_dst, transparent_socket
 
 if TYPE_CHECKING:
@@ -24,6 +26,8 @@ AVAILABLE = hasattr(os, "splice")
 FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 CHUNK = 1 << 16
 ACCEPT_BATCH = 64
+PARKED = -1  # a side taken out of the poller while its last bytes drain
+WATCH = IN | RDHUP  # RDHUP: the peer's end arrives with its last bytes, taken in the same round
 
 
 class PipePool:
@@ -79,15 +83,20 @@ def accept(listener: Listener, lsock: socket.socket) -> None:
 
 
 class RawSession:
-    """One proxied connection on raw sockets; direction 0 is client->server, 1 is server->client."""
+    """One proxied connection on raw sockets; direction 0 is client->server, 1 is server->client.
 
-    __slots__ = ("listener", "loop", "csock", "usock", "cfd", "ufd", "backend", "service", "client_ip",
+    Side 0 is the client socket, side 1 the server socket; direction d reads side d and writes side 1-d.
+    Each socket is registered once in the process's Poller; `masks` holds what each side is watched for.
+    """
+
+    __slots__ = ("listener", "loop", "poller", "csock", "usock", "cfd", "ufd", "backend", "service", "client_ip",
                  "dst_port", "last", "closed", "connect_deadline", "timed_out", "exclude", "pipes", "pending",
-                 "shut", "port")
+                 "shut", "port", "masks")
 
     def __init__(self, listener: Listener, csock: socket.socket, client_ip: str) -> None:
         self.listener = listener
         self.loop = listener.loop
+        self.poller: Poller = listener.poller  # type: ignore[assignment]
         self.csock = csock
         self.cfd = csock.fileno()
         self.usock: socket.socket | None = None
@@ -102,6 +111,7 @@ class RawSession:
         self.pending = [0, 0]
         self.shut = [False, False]
         self.port = 0
+        self.masks = [0, 0]
 
     def start(self) -> None:
         service = self.listener.service
@@ -134,8 +144,7 @@ class RawSession:
             if service.vs.transparent:
                 sock = transparent_socket(self.client_ip)
             else:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.setblocking(False)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             self._connect_failed(exc.errno or errno.EIO)
@@ -148,29 +157,28 @@ class RawSession:
             self.timed_out = False
             self.connect_deadline = self.loop.time() + service.connect_timeout
             self.listener.connecting.add(self)  # the data plane's tick enforces the connect timeout
-            self.loop.add_writer(self.ufd, self._on_connect)
+            self.poller.watch(self.ufd, OUT, self._on_connect)
         else:
             self._connect_failed(err)
 
-    def _on_connect(self) -> None:
-        self.loop.remove_writer(self.ufd)
+    def _on_connect(self, events: int) -> None:
         self.listener.connecting.discard(self)
         err = self.usock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
-        if err:
-            self._connect_failed(err)
+        if err or events & ERR:
+            self._connect_failed(err or errno.ECONNREFUSED)
         else:
             self._connected()
 
     def connect_timed_out(self) -> None:
         if self.closed or self.usock is None:
             return
-        self.loop.remove_writer(self.ufd)
         self.timed_out = True
         self._connect_failed(errno.ETIMEDOUT)
 
     def _connect_failed(self, err: int) -> None:
         b = self.backend
         if self.usock is not None:
+            self.poller.forget(self.ufd)
             self.usock.close()
             self.usock, self.ufd = None, -1
         if b is not None:
@@ -191,11 +199,58 @@ class RawSession:
         b.active += 1
         b.total += 1
         b.sessions.add(self)  # type: ignore[arg-type]
-        self.loop.add_reader(self.cfd, self._pump, 0)
-        self.loop.add_reader(self.ufd, self._pump, 1)
+        self.masks = [WATCH, WATCH]
+        self.poller.watch(self.ufd, WATCH, self._server_event)
+        self.poller.watch(self.cfd, WATCH, self._client_event)
+        self._pump(0)  # most clients have spoken by now (HTTP); for those that wait (SMTP) this is one EAGAIN
+
+    # -- events ---------------------------------------------------------------------------------------------
+    def _client_event(self, events: int) -> None:
+        self._event(0, events)
+
+    def _server_event(self, events: int) -> None:
+        self._event(1, events)
+
+    def _event(self, side: int, events: int) -> None:
+        """`side`'s socket is ready: write what the other direction holds, read what this one brings."""
+        if events & ERR:
+            self._close()
+            return
+        if events & OUT:
+            self._flush(1 - side)
+            if self.closed:
+                return
+        if events & (IN | HUP):
+            if self.masks[side] & IN:
+                if self._pump(side) and events & RDHUP and not self.closed and self.masks[side] & IN:
+                    self._pump(side)  # the peer has finished sending: take its end now, not on the next round
+            elif events & HUP and not self.closed:  # both directions of this socket are over
+                if self.pipes[side] is None:
+                    self._close()
+                else:  # its last bytes still wait for the other side: stop hearing HUP until they are gone
+                    self._park(side)
+
+    def _set(self, side: int, add: int, drop: int) -> None:
+        old = self.masks[side]
+        fd = self.cfd if side == 0 else self.ufd
+        if old == PARKED:
+            if add:
+                self.masks[side] = add
+                self.poller.watch(fd, add, self._client_event if side == 0 else self._server_event)
+            return
+        mask = (old | add) & ~drop
+        if mask != old:
+            self.masks[side] = mask
+            self.poller.modify(fd, mask)
+
+    def _park(self, side: int) -> None:
+        """Take `side`'s socket out of the poller for now (level-triggered HUP would be reported on every round)."""
+        self.poller.unwatch(self.cfd if side == 0 else self.ufd)
+        self.masks[side] = PARKED
 
     # -- moving bytes ---------------------------------------------------------------------------------------
-    def _pump(self, d: int) -> None:
+    def _pump(self, d: int) -> bool:
+        """Move what direction `d` has waiting; True when all of it went through."""
         if d == 0:
             src, dst = self.cfd, self.ufd
         else:
@@ -204,13 +259,13 @@ class RawSession:
         try:
             n = _splice(src, pipe[1], CHUNK, flags=FLAGS)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             self._close()
-            return
+            return False
         if n == 0:
             self._eof(d)
-            return
+            return False
         self.last = CLOCK[0]
         b = self.backend
         if d == 0:
@@ -225,22 +280,22 @@ class RawSession:
             POOL.scratch = POOL.fresh()  # the scratch pipe may hold bytes now: retire it with this session
             self.pipes[d] = pipe
             self._close()
-            return
+            return False
         if m == n:
-            return
+            return True
         POOL.scratch = POOL.fresh()  # the receiver is slow: this session keeps the pipe and its bytes
         self.pipes[d] = pipe
         self.pending[d] = n - m
-        self.loop.remove_reader(src)
-        self.loop.add_writer(dst, self._flush, d)
+        self._set(d, 0, WATCH)
+        self._set(1 - d, OUT, 0)
+        return False
 
     def _flush(self, d: int) -> None:
-        src, dst = (self.cfd, self.ufd) if d == 0 else (self.ufd, self.cfd)
         pipe = self.pipes[d]
         if pipe is None:
             return
         try:
-            m = os.splice(pipe[0], dst, self.pending[d], flags=FLAGS)
+            m = os.splice(pipe[0], self.ufd if d == 0 else self.cfd, self.pending[d], flags=FLAGS)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -249,18 +304,17 @@ class RawSession:
         self.pending[d] -= m
         if self.pending[d]:
             return
-        self.loop.remove_writer(dst)
         self.pipes[d] = None
         POOL.put(pipe)
-        self.loop.add_reader(src, self._pump, d)
+        self._set(1 - d, 0, OUT)
+        self._set(d, WATCH, 0)
 
     def _eof(self, d: int) -> None:
-        src, dst = (self.cfd, self.ufd) if d == 0 else (self.ufd, self.cfd)
-        self.loop.remove_reader(src)
         self.shut[d] = True
         if self.shut[0] and self.shut[1]:
             self._close()
             return
+        self._set(d, 0, WATCH)
         try:
             (self.usock if d == 0 else self.csock).shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
         except OSError:
@@ -271,14 +325,12 @@ class RawSession:
         if self.closed:
             return
         self.closed = True
-        loop = self.loop
+        poller = self.poller
         self.listener.connecting.discard(self)
-        loop.remove_reader(self.cfd)
-        loop.remove_writer(self.cfd)
+        poller.forget(self.cfd)
         self.csock.close()
         if self.usock is not None:
-            loop.remove_reader(self.ufd)
-            loop.remove_writer(self.ufd)
+            poller.forget(self.ufd)
             self.usock.close()
         for pipe in self.pipes:
             if pipe is not None:

@@ -6,25 +6,30 @@ http/https: HTTP/1.1 with keep-alive; every response names the server (body and 
   /<vdir>/healthcheck.htm answers 200 (503 while the --down-flag file exists); /owa/ answers 302;
   /status/NNN answers NNN; /bytes/N answers N bytes.
 echo: on connect sends "hello NAME LOCALPORT PEERIP\\n", then echoes every line back.
+sink: on connect sends "ready NAME\\n" and ends its sending side at once, waits a second, then reads slowly
+  (pausing between reads) until the client's end, and appends "BYTES SHA256" to the --report file.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
+import socket
 import ssl
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["http", "https", "echo"])
+    ap.add_argument("kind", choices=["http", "https", "echo", "sink"])
     ap.add_argument("name")
     ap.add_argument("address")
     ap.add_argument("ports")
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--down-flag", default="")
+    ap.add_argument("--report", default="")
     args = ap.parse_args()
     asyncio.run(serve(args))
 
@@ -38,8 +43,17 @@ async def serve(args: argparse.Namespace) -> None:
     for port in (int(p) for p in args.ports.split(",")):
         if args.kind == "echo":
             handler = echo(args.name)
+        elif args.kind == "sink":
+            handler = sink(args.name, args.report)
         else:
             handler = http(args.name, args.down_flag)
+        if args.kind == "sink":  # a small receive buffer, so a slow reader pushes back on the balancer soon
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+            sock.bind((args.address, port))
+            servers.append(await asyncio.start_server(handler, sock=sock, backlog=1024))
+            continue
         servers.append(await asyncio.start_server(handler, args.address, port, ssl=ctx, reuse_address=True,
                                                   backlog=1024))
     await asyncio.Event().wait()
@@ -56,6 +70,23 @@ def echo(name: str):  # type: ignore[no-untyped-def]
                 await writer.drain()
         except ConnectionError:
             pass
+        writer.close()
+    return handle
+
+
+def sink(name: str, report: str):  # type: ignore[no-untyped-def]
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(f"ready {name}\n".encode())
+        await writer.drain()
+        writer.write_eof()
+        await asyncio.sleep(1.0)
+        digest, count = hashlib.sha256(), 0
+        while chunk := await reader.read(65536):
+            digest.update(chunk)
+            count += len(chunk)
+            await asyncio.sleep(0.002)
+        with open(report, "a") as fh:
+            fh.write(f"{count} {digest.hexdigest()}\n")
         writer.close()
     return handle
 

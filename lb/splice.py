@@ -214,10 +214,16 @@ class RawSession:
 
     # -- events ---------------------------------------------------------------------------------------------
     def _client_event(self, events: int) -> None:
-        self._event(0, events)
+        if events == IN and self.masks[0] == WATCH:  # the common case: bytes to move, nothing else going on
+            self._pump(0)
+        else:
+            self._event(0, events)
 
     def _server_event(self, events: int) -> None:
-        self._event(1, events)
+        if events == IN and self.masks[1] == WATCH:
+            self._pump(1)
+        else:
+            self._event(1, events)
 
     def _event(self, side: int, events: int) -> None:
         """`side`'s socket is ready: write what the other direction holds, read what this one brings."""

@@ -43,6 +43,15 @@ class Net:
         return f"{self.prefix}.{n}"
 
 
+def service_toml(net: Net, name: str, listen: str, servers: tuple[int, ...] = (23,),
+                 health: str = 'kind = "tcp"\ninterval = 0.3') -> str:
+    """One virtual service on `net`'s VIP: `listen` holds its port line(s) and any other service fields,
+    `servers` the last octets of its real servers, `health` the body of its health table."""
+    reals = "".join(f'[[virtual_services.real_servers]]\naddress = "{net.host(n)}"\n' for n in servers)
+    return (f'[[virtual_services]]\nname = "{name}"\nvip = "{net.vip}"\n{listen}\n'
+            f"[virtual_services.health]\n{health}\n{reals}")
+
+
 @dataclass
 class Proc:
     popen: subprocess.Popen[bytes]

@@ -12,24 +12,12 @@ from typing import Callable
 
 import pytest
 
-from lbkit import REPO, Balancer, Net, Proc, http_get
+from lbkit import REPO, Balancer, Net, Proc, http_get, service_toml
 
 
 def _config(net: Net) -> str:
-    return f"""
-[[virtual_services]]
-name = "web"
-vip = "{net.vip}"
-port = 8001
-template = "exchange2013-https"
-[virtual_services.health]
-kind = "http"
-interval = 0.3
-[[virtual_services.real_servers]]
-address = "{net.host(23)}"
-[[virtual_services.real_servers]]
-address = "{net.host(24)}"
-"""
+    return service_toml(net, "web", 'port = 8001\ntemplate = "exchange2013-https"', servers=(23, 24),
+                        health='kind = "http"\ninterval = 0.3')
 
 
 @pytest.fixture

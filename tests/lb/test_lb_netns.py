@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from lbkit import BACKEND, REPO, Balancer, Net, Proc, http_get
+from lbkit import BACKEND, REPO, Balancer, Net, Proc, http_get, service_toml
 
 pytestmark = [
     pytest.mark.root,
@@ -187,18 +187,7 @@ def test_runs_without_net_admin_unless_it_must_redirect(net: Net, backend: Calla
     """Without a port-`*` service the balancer never touches nftables, so it starts without CAP_NET_ADMIN;
     a port-`*` service under the same restriction is refused at start with the nftables reason."""
     backend("http", "A", net.host(23), 8001)
-    plain = f"""
-[[virtual_services]]
-name = "web"
-vip = "{net.vip}"
-port = 8001
-template = "exchange2013-https"
-[virtual_services.health]
-kind = "tcp"
-interval = 0.3
-[[virtual_services.real_servers]]
-address = "{net.host(23)}"
-"""
+    plain = service_toml(net, "web", 'port = 8001\ntemplate = "exchange2013-https"')
     b = balancer(plain, prefix=NO_NET_ADMIN)
     status = Path(f"/proc/{b.proc.popen.pid}/status").read_text()
     cap_eff = int(next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1], 16)
@@ -207,18 +196,8 @@ address = "{net.host(23)}"
     assert http_get(net.vip, 8001, "/owa/")[1]["x-server"] == "A"
 
     wild = tmp_path / "wild.toml"
-    wild.write_text(f"""
-nft_table = "exha_lb_capt{os.getpid()}"
-[[virtual_services]]
-name = "rpc"
-vip = "{net.vip}"
-ports = "*"
-[virtual_services.health]
-kind = "tcp"
-port = 8001
-[[virtual_services.real_servers]]
-address = "{net.host(23)}"
-""")
+    wild.write_text(f'nft_table = "exha_lb_capt{os.getpid()}"\n'
+                    + service_toml(net, "rpc", 'ports = "*"', health='kind = "tcp"\nport = 8001'))
     out = subprocess.run(NO_NET_ADMIN + [sys.executable, "-m", "lb", "run", "--config", str(wild)], cwd=REPO,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1

@@ -11,21 +11,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lbkit import Balancer, Net, Proc
+from lbkit import Balancer, Net, Proc, service_toml
 
 
 def _config(net: Net, port: int) -> str:
-    return f"""
-[[virtual_services]]
-name = "raw"
-vip = "{net.vip}"
-port = {port}
-[virtual_services.health]
-kind = "tcp"
-interval = 0.5
-[[virtual_services.real_servers]]
-address = "{net.host(23)}"
-"""
+    return service_toml(net, "raw", f"port = {port}", health='kind = "tcp"\ninterval = 0.5')
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -3,7 +3,9 @@
 Two nginx back ends (one worker each) serve a 100-byte and a 1 MiB file on 127.0.0.23/.24. Each balancer
 listens on 127.0.0.28 (its own port) and round-robins over them. wrk measures keep-alive requests, a new
 connection per request, and 1 MiB bulk transfers; balancer CPU time per request comes from /proc. A last step
-holds 5,000 idle client connections through exha-lb and sums its processes' RSS.
+holds 5,000 idle client connections through exha-lb and sums its processes' RSS. Balancer CPU per request is
+also measured below saturation: at a fixed rate held by a Python client (3,000 keep-alive requests/s, 600 new
+connections/s) and with wrk pacing each connection (a pause of PACE_MS between requests).
 
     python benchmarks/lb_bench.py [--quick]     (or: exha-lb bench [--quick])
 
@@ -33,6 +35,8 @@ SERVERS = ("127.0.0.23", "127.0.0.24")
 BACKEND_PORT = 18980
 PORTS = {"exha-lb": 18981, "haproxy": 18982, "nginx-stream": 18983}
 CLK = os.sysconf("SC_CLK_TCK")
+PACE_MS = 5  # wrk's per-connection pause between requests for the paced CPU measurement
+PACED_CONNS = {"keepalive": 100, "newconn": 20}
 
 
 @dataclass
@@ -102,8 +106,10 @@ def _unit(value: str, units: dict[str, float]) -> float:
     return float(m.group(1)) * units.get(m.group(2), 1.0)
 
 
-def wrk(url: str, conns: int, seconds: float, close: bool, pids: list[int]) -> Run:
+def wrk(url: str, conns: int, seconds: float, close: bool, pids: list[int], script: Path | None = None) -> Run:
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", url]
+    if script is not None:
+        argv[1:1] = ["-s", str(script)]
     if close:
         argv[1:1] = ["-H", "Connection: close"]
     before = _cpu_seconds(pids)
@@ -341,6 +347,18 @@ def main(quick: bool = False) -> int:
         for name in ("haproxy", "nginx-stream", "exha-lb"):
             print(f"  {name:<13} keep-alive {fixed[(name, 'keepalive')]:6.1f} us/req   "
                   f"new connection {fixed[(name, 'newconn')]:6.1f} us/req")
+        paced = stack.dir / "pace.lua"
+        paced.write_text(f"function delay()\n  return {PACE_MS}\n end\n")
+        print(f"\nbalancer CPU per request with wrk pacing each connection ({PACE_MS} ms between requests; "
+              f"keep-alive over {PACED_CONNS['keepalive']} connections, new connections over "
+              f"{PACED_CONNS['newconn']}):")
+        for name in ("haproxy", "nginx-stream", "exha-lb"):
+            ka_run = wrk(f"http://{VIP}:{PORTS[name]}/small", PACED_CONNS["keepalive"], seconds, False,
+                         stack.pids(name), paced)
+            nc_run = wrk(f"http://{VIP}:{PORTS[name]}/small", PACED_CONNS["newconn"], seconds, True,
+                         stack.pids(name), paced)
+            print(f"  {name:<13} keep-alive {ka_run.cpu_us_per_req:6.1f} us/req at {ka_run.rps:6.0f} req/s   "
+                  f"new connection {nc_run.cpu_us_per_req:6.1f} us/req at {nc_run.rps:5.0f} conn/s")
         held, rss, pss = idle_connections(stack, 1000 if quick else 5000)
         print(f"\nidle connections held through exha-lb: {held}; its processes: RSS {rss:.1f} MB, PSS {pss:.1f} MB")
         ka = med("exha-lb", "keepalive", "rps") / med("haproxy", "keepalive", "rps")

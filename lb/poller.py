@@ -9,9 +9,12 @@ socket takes it out of the set by itself, so ending a session costs no epoll cal
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import select
 from typing import Callable
+
+from lb import log
 
 IN = select.EPOLLIN
 OUT = select.EPOLLOUT
@@ -67,7 +70,25 @@ class Poller:
                 continue
             handler = handlers.get(fd)
             if handler is not None:
-                handler(events)
+                try:
+                    handler(events)
+                except Exception as exc:  # a bug in one connection must not stall the others
+                    self._failed(fd, handler, exc)
+
+    def _failed(self, fd: int, handler: Handler, exc: Exception) -> None:
+        """Log a handler's failure, end its connection (its owner's `abort()`) and stop watching `fd`."""
+        log.event(log.root, logging.ERROR, "handler_failed", fd=fd, error=f"{type(exc).__name__}: {exc}")
+        abort = getattr(getattr(handler, "__self__", None), "abort", None)
+        if abort is not None:
+            try:
+                abort()
+            except Exception as again:
+                log.event(log.root, logging.ERROR, "abort_failed", fd=fd, error=f"{type(again).__name__}: {again}")
+        if self.handlers.get(fd) is handler:
+            try:
+                self.unwatch(fd)
+            except OSError:  # already closed: nothing left to watch
+                self.handlers.pop(fd, None)
 
     def close(self) -> None:
         self.loop.remove_reader(self.ep.fileno())

@@ -80,7 +80,8 @@ def state(view: View) -> dict[str, Any]:
             "scheduler": vs.scheduler, "persistence": vs.persistence.kind, "health": vs.health.kind,
             "tls_offload": vs.tls.offload, "transparent": vs.transparent, "connections": tot[0],
             "connections_total": tot[1], "bytes_in": tot[2], "bytes_out": tot[3], "servers": servers})
-    return {"config": cfg.file, "workers": cfg.workers, "started": _iso(view.started),
+    return {"config": cfg.file, "workers": cfg.workers, "workers_listening": table.listening(),
+            "started": _iso(view.started),
             "uptime_s": round(time.time() - view.started, 1), "now": _iso(time.time()), "services": services}
 
 

@@ -99,6 +99,7 @@ class Runner:
             if self.config.workers == 1:
                 self.dataplane = Dataplane(self.table, self.memory, 0)
                 await self.dataplane.apply(self.config)
+                self.table.set_listening(0, True)
             if redirects(self.config):  # nothing to redirect: leave nftables alone (no CAP_NET_ADMIN needed)
                 nft.install(self.config.nft_table, redirects(self.config), self.config.wildcard_port)
             self.monitor = Monitor(self.table)
@@ -216,6 +217,7 @@ class Runner:
         except OSError as exc:
             log.event(log.runner, logging.ERROR, "worker_failed", worker=index, reason=str(exc))
             return 1
+        self.table.set_listening(index, True)
         stop = asyncio.Event()
 
         async def reload() -> None:
@@ -231,6 +233,7 @@ class Runner:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
         await stop.wait()
         dp.close_listeners()
+        self.table.set_listening(index, False)
         await dp.drain(self.config.stop_timeout)
         return 0
 
@@ -259,6 +262,7 @@ class Runner:
             index = self.children.pop(pid, None)
             if index is None:
                 continue
+            self.table.set_listening(index, False)  # a killed worker could not say so itself
             if not self.stopping:
                 log.event(log.runner, logging.ERROR, "worker_exited", worker=index, pid=pid,
                           status=os.waitstatus_to_exitcode(status), action="respawn")

@@ -33,7 +33,8 @@ class ServerTable:
         self.workers = workers
         self._slots_off = _HEADER.size
         self._counters_off = self._slots_off + SLOTS * _SLOT.size
-        size = self._counters_off + workers * SLOTS * _COUNTERS.size
+        self._listening_off = self._counters_off + workers * SLOTS * _COUNTERS.size
+        size = self._listening_off + workers
         self.mem = mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
 
     # -- slots -------------------------------------------------------------------------------------------------
@@ -117,6 +118,15 @@ class ServerTable:
 
     def _bump(self) -> None:
         _HEADER.pack_into(self.mem, 0, self.generation() + 1)
+
+    # -- workers -----------------------------------------------------------------------------------------------
+    def set_listening(self, worker: int, listening: bool) -> None:
+        """A worker has (or no longer has) its listeners open."""
+        self.mem[self._listening_off + worker] = int(listening)
+
+    def listening(self) -> int:
+        """How many workers have their listeners open."""
+        return sum(self.mem[self._listening_off:self._listening_off + self.workers])
 
     # -- counters ----------------------------------------------------------------------------------------------
     def write_counters(self, worker: int, slot: int, active: int, total: int, bytes_in: int, bytes_out: int) -> None:

@@ -100,8 +100,9 @@ def balancer(spawn: Callable[..., Proc], tmp_path: Path) -> Callable[..., Balanc
                 raise AssertionError(f"balancer exited: {proc.text()}")
             try:
                 st = b.state()
-                if not wait_up or all(s["last_check"] for svc in st["services"] for s in svc["servers"]
-                                      if svc["health"] != "none"):
+                listening = st["workers_listening"] >= st["workers"]  # every worker has its listeners open
+                if listening and (not wait_up or all(s["last_check"] for svc in st["services"]
+                                                     for s in svc["servers"] if svc["health"] != "none")):
                     return b
             except OSError:
                 pass

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Callable
 
+from lb.state import ServerTable
+from roles.balancer.render import health_text
 from lbkit import Balancer, Net, Proc, http_get
 
 
@@ -28,6 +33,16 @@ address = "{net.host(23)}"
 [[virtual_services.real_servers]]
 address = "{net.host(24)}"
 """
+
+
+def test_listening_workers_are_counted_in_the_shared_table() -> None:
+    table = ServerTable(workers=3)
+    assert table.listening() == 0
+    table.set_listening(0, True)
+    table.set_listening(2, True)
+    assert table.listening() == 2
+    table.set_listening(2, False)
+    assert table.listening() == 1
 
 
 def _worker_pids(lb: Balancer) -> list[int]:
@@ -63,18 +78,25 @@ def test_workers_share_state_and_persistence(net: Net, backend: Callable[..., Pr
     assert {http_get(net.vip, 8001, source=net.host(70 + i))[1]["x-server"] for i in range(10)} == {"A"}
 
 
-def test_worker_respawn_and_stop(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
+def test_worker_respawn_and_stop(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer],
+                                 tmp_path: Path) -> None:
     backend("http", "A", net.host(23), 8001)
     backend("http", "B", net.host(24), 8001)
     lb = balancer(_config(net))
     first = _worker_pids(lb)
+    assert lb.state()["workers_listening"] == 2
     os.kill(first[0], signal.SIGKILL)
     lb.wait(lambda: len(_worker_pids(lb)) == 2 and first[0] not in _worker_pids(lb), 5, "respawn")
+    lb.wait(lambda: lb.state()["workers_listening"] == 2, 5, "the new worker listening")
+    script = tmp_path / "exha-lb-health"
+    script.write_text(health_text(lb.admin))  # keepalived's check, as the balancer role installs it
+    assert subprocess.run([sys.executable, str(script)], timeout=10).returncode == 0
     assert lb.log_events("worker_exited")
     assert {http_get(net.vip, 8001)[1]["x-server"] for _ in range(8)} == {"A", "B"}
     lb.proc.popen.send_signal(signal.SIGTERM)
     assert lb.proc.popen.wait(15) == 0
     assert _worker_pids(lb) == []
+    assert subprocess.run([sys.executable, str(script)], timeout=10).returncode == 1
 
 
 def test_workers_reload_on_sighup(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:

@@ -44,10 +44,12 @@ class Net:
 
 
 def service_toml(net: Net, name: str, listen: str, servers: tuple[int, ...] = (23,),
-                 health: str = 'kind = "tcp"\ninterval = 0.3') -> str:
+                 health: str = 'kind = "tcp"\ninterval = 0.3', weights: tuple[int, ...] = ()) -> str:
     """One virtual service on `net`'s VIP: `listen` holds its port line(s) and any other service fields,
-    `servers` the last octets of its real servers, `health` the body of its health table."""
-    reals = "".join(f'[[virtual_services.real_servers]]\naddress = "{net.host(n)}"\n' for n in servers)
+    `servers` the last octets of its real servers (with `weights`, when given), `health` the body of its
+    health table."""
+    reals = "".join(f'[[virtual_services.real_servers]]\naddress = "{net.host(n)}"\n'
+                    + (f"weight = {weights[i]}\n" if weights else "") for i, n in enumerate(servers))
     return (f'[[virtual_services]]\nname = "{name}"\nvip = "{net.vip}"\n{listen}\n'
             f"[virtual_services.health]\n{health}\n{reals}")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lb.scheduling import LeastConnections, RoundRobin, WeightedRoundRobin
-from lbkit import Balancer, Net, Proc, http_get
+from lbkit import Balancer, Net, Proc, http_get, service_toml
 
 
 @dataclass
@@ -42,25 +42,10 @@ def test_least_connections_prefers_the_idle_server() -> None:
     assert lc.pick([a2, b2]).name == "a"  # type: ignore[attr-defined]
 
 
-def _service(name: str, vip: str, port: int, net: Net, scheduler: str, extra: str = "",
+def _service(name: str, port: int, net: Net, scheduler: str, extra: str = "",
              weights: tuple[int, int] = (1, 1)) -> str:
-    return f"""
-[[virtual_services]]
-name = "{name}"
-vip = "{vip}"
-port = {port}
-scheduler = "{scheduler}"
-{extra}
-[virtual_services.health]
-kind = "tcp"
-interval = 0.5
-[[virtual_services.real_servers]]
-address = "{net.host(23)}"
-weight = {weights[0]}
-[[virtual_services.real_servers]]
-address = "{net.host(24)}"
-weight = {weights[1]}
-"""
+    return service_toml(net, name, f'port = {port}\nscheduler = "{scheduler}"\n{extra}', servers=(23, 24),
+                        health='kind = "tcp"\ninterval = 0.5', weights=weights)
 
 
 def _servers(backend: Callable[..., Proc], net: Net, ports: list[int]) -> None:
@@ -71,9 +56,9 @@ def _servers(backend: Callable[..., Proc], net: Net, ports: list[int]) -> None:
 def test_distribution_through_the_balancer(net: Net, backend: Callable[..., Proc],
                                            balancer: Callable[..., Balancer]) -> None:
     _servers(backend, net, [8001, 8002, 8003])
-    lb = balancer(_service("rr", net.vip, 8001, net, "round_robin")
-                  + _service("wrr", net.vip, 8002, net, "weighted_round_robin", weights=(3, 1))
-                  + _service("lc", net.vip, 8003, net, "least_connections"))
+    lb = balancer(_service("rr", 8001, net, "round_robin")
+                  + _service("wrr", 8002, net, "weighted_round_robin", weights=(3, 1))
+                  + _service("lc", 8003, net, "least_connections"))
     rr = Counter(http_get(net.vip, 8001)[1]["x-server"] for _ in range(40))
     assert rr == {"A": 20, "B": 20}
     wrr = Counter(http_get(net.vip, 8002)[1]["x-server"] for _ in range(40))
@@ -93,7 +78,7 @@ def test_source_ip_persistence_and_expiry(net: Net, backend: Callable[..., Proc]
                                           balancer: Callable[..., Balancer]) -> None:
     _servers(backend, net, [8001])
     extra = '[virtual_services.persistence]\nkind = "source_ip"\ntimeout = 1.5'
-    balancer(_service("web", net.vip, 8001, net, "round_robin", extra))
+    balancer(_service("web", 8001, net, "round_robin", extra))
     c1, c2 = net.host(50), net.host(51)
     first = {http_get(net.vip, 8001, source=c1)[1]["x-server"] for _ in range(10)}
     second = {http_get(net.vip, 8001, source=c2)[1]["x-server"] for _ in range(10)}
@@ -109,7 +94,7 @@ def test_persisted_client_moves_when_its_server_goes_down(net: Net, backend: Cal
     a = backend("http", "A", net.host(23), [8001])
     backend("http", "B", net.host(24), [8001])
     extra = '[virtual_services.persistence]\nkind = "source_ip"\ntimeout = 600'
-    lb = balancer(_service("web", net.vip, 8001, net, "round_robin", extra))
+    lb = balancer(_service("web", 8001, net, "round_robin", extra))
     c = net.host(60)
     if http_get(net.vip, 8001, source=c)[1]["x-server"] != "A":
         c = net.host(61)
@@ -123,7 +108,7 @@ def test_cookie_persistence_owa_and_ecp_share_one(net: Net, backend: Callable[..
                                                   balancer: Callable[..., Balancer]) -> None:
     _servers(backend, net, [8001])
     extra = 'mode = "http"\n[virtual_services.persistence]\nkind = "cookie"\ncookie_name = "EXHALB"'
-    balancer(_service("owa", net.vip, 8001, net, "round_robin", extra))
+    balancer(_service("owa", 8001, net, "round_robin", extra))
     status, headers, _ = http_get(net.vip, 8001, "/owa/")
     assert status == 302
     cookie = headers["set-cookie"]
@@ -173,7 +158,7 @@ address = "{net.host(24)}"
 def test_client_that_half_closes_at_once_still_gets_its_answer(net: Net, backend: Callable[..., Proc],
                                                                balancer: Callable[..., Balancer]) -> None:
     _servers(backend, net, [8001])
-    balancer(_service("web", net.vip, 8001, net, "round_robin"))
+    balancer(_service("web", 8001, net, "round_robin"))
     with socket.create_connection((net.vip, 8001), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         s.shutdown(socket.SHUT_WR)  # before the balancer has even reached a server
@@ -188,7 +173,7 @@ def test_protocol_path_when_splice_is_off(net: Net, backend: Callable[..., Proc]
     """`splice = false` sends plain TCP services through the Protocol path: same behaviour."""
     a = backend("http", "A", net.host(23), [8001])
     backend("http", "B", net.host(24), [8001])
-    lb = balancer("splice = false\n" + _service("web", net.vip, 8001, net, "round_robin"))
+    lb = balancer("splice = false\n" + _service("web", 8001, net, "round_robin"))
     assert Counter(http_get(net.vip, 8001)[1]["x-server"] for _ in range(10)) == {"A": 5, "B": 5}
     big = http_get(net.vip, 8001, "/bytes/3000000")[2]
     assert len(big) == 3_000_000
@@ -200,7 +185,7 @@ def test_protocol_path_when_splice_is_off(net: Net, backend: Callable[..., Proc]
 def test_bulk_transfer_through_splice(net: Net, backend: Callable[..., Proc],
                                       balancer: Callable[..., Balancer]) -> None:
     _servers(backend, net, [8001])
-    lb = balancer(_service("web", net.vip, 8001, net, "round_robin"))
+    lb = balancer(_service("web", 8001, net, "round_robin"))
     for _ in range(2):
         body = http_get(net.vip, 8001, "/bytes/5000000")[2]
         assert len(body) == 5_000_000 and body == b"x" * 5_000_000
@@ -212,7 +197,7 @@ def test_slow_reader_gets_every_byte(net: Net, backend: Callable[..., Proc],
                                      balancer: Callable[..., Balancer]) -> None:
     """A client that reads slowly makes the balancer hold bytes and wait (flow control), losing none."""
     _servers(backend, net, [8001])
-    balancer(_service("web", net.vip, 8001, net, "round_robin"))
+    balancer(_service("web", 8001, net, "round_robin"))
     size = 4_000_000
     with socket.create_connection((net.vip, 8001), timeout=10) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
@@ -229,7 +214,7 @@ def test_http_mode_client_that_never_sends_is_closed_at_idle_timeout(
         net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
     _servers(backend, net, [8001])
     extra = 'mode = "http"\n[virtual_services.timeouts]\nidle = 0.5'
-    balancer(_service("web", net.vip, 8001, net, "round_robin", extra))
+    balancer(_service("web", 8001, net, "round_robin", extra))
     with socket.create_connection((net.vip, 8001), timeout=5) as s:
         start = time.monotonic()
         assert s.recv(10) == b""  # closed by the balancer, not by our 5 s timeout

@@ -8,30 +8,19 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lbkit import Balancer, Net, Proc, http_get
+from lbkit import Balancer, Net, Proc, http_get, service_toml
 
 
 def _offload(net: Net, certs: tuple[str, str], server_port: int, reencrypt: bool) -> str:
-    return f"""
-[[virtual_services]]
-name = "owa"
-vip = "{net.vip}"
-port = 8443
+    return service_toml(net, "owa", f"""port = 8443
 template = "exchange2010-https-offloaded"
 server_port = {server_port}
 scheduler = "round_robin"
 [virtual_services.tls]
 cert = "{certs[0]}"
 key = "{certs[1]}"
-reencrypt = {str(reencrypt).lower()}
-[virtual_services.health]
-kind = "{'https' if reencrypt else 'http'}"
-interval = 0.5
-[[virtual_services.real_servers]]
-address = "{net.host(23)}"
-[[virtual_services.real_servers]]
-address = "{net.host(24)}"
-"""
+reencrypt = {str(reencrypt).lower()}""", servers=(23, 24),
+                        health=f'kind = "{"https" if reencrypt else "http"}"\ninterval = 0.5')
 
 
 def test_tls_offload_with_cookie(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer],
@@ -68,18 +57,8 @@ def test_tls_offload_reencrypt(net: Net, backend: Callable[..., Proc], balancer:
 
 
 def _simple(net: Net, scheduler: str, servers: list[int], extra: str = "") -> str:
-    rs = "".join(f'[[virtual_services.real_servers]]\naddress = "{net.host(n)}"\n' for n in servers)
-    return f"""
-[[virtual_services]]
-name = "web"
-vip = "{net.vip}"
-port = 8001
-scheduler = "{scheduler}"
-{extra}
-[virtual_services.health]
-kind = "tcp"
-interval = 0.5
-{rs}"""
+    return service_toml(net, "web", f'port = 8001\nscheduler = "{scheduler}"\n{extra}', servers=tuple(servers),
+                        health='kind = "tcp"\ninterval = 0.5')
 
 
 def test_reload_keeps_connections_and_persistence(net: Net, backend: Callable[..., Proc],

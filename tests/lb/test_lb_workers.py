@@ -13,26 +13,12 @@ from typing import Callable
 
 from lb.state import ServerTable
 from roles.balancer.render import health_text
-from lbkit import Balancer, Net, Proc, http_get
+from lbkit import Balancer, Net, Proc, http_get, service_toml
 
 
 def _config(net: Net, extra: str = "") -> str:
-    return f"""
-workers = 2
-[[virtual_services]]
-name = "web"
-vip = "{net.vip}"
-port = 8001
-scheduler = "round_robin"
-{extra}
-[virtual_services.health]
-kind = "tcp"
-interval = 0.5
-[[virtual_services.real_servers]]
-address = "{net.host(23)}"
-[[virtual_services.real_servers]]
-address = "{net.host(24)}"
-"""
+    return "workers = 2\n" + service_toml(net, "web", f'port = 8001\nscheduler = "round_robin"\n{extra}',
+                                          servers=(23, 24), health='kind = "tcp"\ninterval = 0.5')
 
 
 def test_listening_workers_are_counted_in_the_shared_table() -> None:

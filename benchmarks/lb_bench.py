@@ -60,17 +60,22 @@ def wait_port(address: str, port: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def _tree_pids(root: int) -> list[int]:
-    pids = [root]
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == root:
-                        pids.append(int(entry))
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
             except (OSError, ValueError, IndexError):
                 pass
-    return pids
+    return out
+
+
+def _tree_pids(root: int) -> list[int]:
+    return [root] + children(root)
 
 
 def _cpu_seconds(pids: list[int]) -> float:

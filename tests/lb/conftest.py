@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from lbkit import _SECOND, BACKEND, REPO, Balancer, Net, Proc, _third, free_port, wait_port
+from lbkit import _SECOND, BACKEND, REPO, Balancer, Net, Proc, _third, children, free_port, wait_port
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
 
     yield start
     for p in procs:  # each process and its children (balancer workers), so nothing outlives the test
-        pids = [p.popen.pid] + _children(p.popen.pid)
+        pids = [p.popen.pid] + children(p.popen.pid)
         p.kill(signal.SIGCONT)
         p.kill(signal.SIGKILL)
         p.popen.wait(5)
@@ -42,19 +42,6 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Callable
 
 from lb.state import ServerTable
 from roles.balancer.render import health_text
-from lbkit import Balancer, Net, Proc, http_get, service_toml
+from lbkit import Balancer, Net, Proc, children, http_get, service_toml
 
 
 def _config(net: Net, extra: str = "") -> str:
@@ -32,16 +32,7 @@ def test_listening_workers_are_counted_in_the_shared_table() -> None:
 
 
 def _worker_pids(lb: Balancer) -> list[int]:
-    out = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == lb.proc.popen.pid:
-                        out.append(int(pid))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
+    return children(lb.proc.popen.pid)
 
 
 def test_workers_share_state_and_persistence(net: Net, backend: Callable[..., Proc],

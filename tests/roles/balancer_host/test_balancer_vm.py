@@ -117,6 +117,17 @@ def banner(port: int, timeout: float = 3.0) -> str:
         return s.recv(200).decode(errors="replace").strip()
 
 
+def owa_health(ctx: ssl.SSLContext, port: int) -> bytes:
+    """The whole answer to GET /owa/healthcheck.htm over TLS through the VIP on `port` (certificate verified)."""
+    with socket.create_connection((VIP, port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="outlook.corp.example") as tls:
+        tls.sendall(b"GET /owa/healthcheck.htm HTTP/1.1\r\nHost: outlook.corp.example\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := tls.recv(4096):
+            reply += chunk
+    return reply
+
+
 def changed_ops(run: CliRun) -> list[str]:
     """Operations that changed something, from `pyinfra --json` results."""
     data = json.loads(run.stdout[run.stdout.index("{"):])
@@ -185,22 +196,12 @@ def test_first_apply_configures_the_vm_and_serves_exchange_on_the_vip(imported: 
     for port in (135, 60000, 60001):
         assert banner(port).split()[0] in ("EX13-1", "EX13-2")
     ctx = ssl.create_default_context(cafile=str(bl.lab.ca.cert))
-    with socket.create_connection((VIP, 443), timeout=5) as raw, \
-            ctx.wrap_socket(raw, server_hostname="outlook.corp.example") as tls:
-        tls.sendall(b"GET /owa/healthcheck.htm HTTP/1.1\r\nHost: outlook.corp.example\r\nConnection: close\r\n\r\n")
-        reply = b""
-        while chunk := tls.recv(4096):
-            reply += chunk
+    reply = owa_health(ctx, 443)
     assert reply.startswith(b"HTTP/1.1 200") and b"200 OK<br/>EX13-" in reply
     # the offloading service presents the balancer's certificate (verified) and speaks HTTP to the servers
     assert vm(bl, "stat -c %a:%U /etc/exha-lb/tls/owa.key /etc/exha-lb/tls/owa.pem").split() == [
         "600:exha-lb", "644:root"]
-    with socket.create_connection((VIP, OFFLOAD_PORT), timeout=5) as raw, \
-            ctx.wrap_socket(raw, server_hostname="outlook.corp.example") as tls:
-        tls.sendall(b"GET /owa/healthcheck.htm HTTP/1.1\r\nHost: outlook.corp.example\r\nConnection: close\r\n\r\n")
-        reply = b""
-        while chunk := tls.recv(4096):
-            reply += chunk
+    reply = owa_health(ctx, OFFLOAD_PORT)
     assert reply.startswith(b"HTTP/1.1 200") and b"200 OK<br/>EX13-" in reply
 
 

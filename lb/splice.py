@@ -40,17 +40,12 @@ class PipePool:
     def __init__(self, keep: int = 64) -> None:
         self.keep = keep
         self.free: list[tuple[int, int]] = []
-        self._scratch: tuple[int, int] | None = None
+        self.scratch: tuple[int, int] | None = None  # made on first use, in the process that splices
 
-    @property
-    def scratch(self) -> tuple[int, int]:
-        if self._scratch is None:
-            self._scratch = self.fresh()
-        return self._scratch
-
-    @scratch.setter
-    def scratch(self, pipe: tuple[int, int]) -> None:
-        self._scratch = pipe
+    def renew(self) -> tuple[int, int]:
+        """A new scratch pipe (none yet, or the last one was retired with a session that kept its bytes)."""
+        self.scratch = self.fresh()
+        return self.scratch
 
     def fresh(self) -> tuple[int, int]:
         if self.free:
@@ -269,7 +264,7 @@ class RawSession:
             src, dst = self.cfd, self.ufd
         else:
             src, dst = self.ufd, self.cfd
-        pipe = POOL._scratch or POOL.scratch  # the attribute first: this is the hottest line of the balancer
+        pipe = POOL.scratch or POOL.renew()
         try:
             n = _splice(src, pipe[1], CHUNK, None, None, FLAGS)
         except (BlockingIOError, InterruptedError):
@@ -291,13 +286,13 @@ class RawSession:
         except (BlockingIOError, InterruptedError):
             m = 0
         except OSError:
-            POOL.scratch = POOL.fresh()  # the scratch pipe may hold bytes now: retire it with this session
+            POOL.scratch = None  # the scratch pipe may hold bytes now: retire it with this session
             self.pipes[d] = pipe
             self._close()
             return False
         if m == n:
             return True
-        POOL.scratch = POOL.fresh()  # the receiver is slow: this session keeps the pipe and its bytes
+        POOL.scratch = None  # the receiver is slow: this session keeps the pipe and its bytes
         self.pipes[d] = pipe
         self.pending[d] = n - m
         self._set(d, 0, WATCH)
@@ -309,7 +304,7 @@ class RawSession:
         if pipe is None:
             return
         try:
-            m = os.splice(pipe[0], self.ufd if d == 0 else self.cfd, self.pending[d], flags=FLAGS)
+            m = _splice(pipe[0], self.ufd if d == 0 else self.cfd, self.pending[d], None, None, FLAGS)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

@@ -100,16 +100,16 @@ class Runner:
                 self.dataplane = Dataplane(self.table, self.memory, 0)
                 await self.dataplane.apply(self.config)
                 self.table.set_listening(0, True)
-            if redirects(self.config):  # nothing to redirect: leave nftables alone (no CAP_NET_ADMIN needed)
-                nft.install(self.config.nft_table, redirects(self.config), self.config.wildcard_port)
+            wanted = redirects(self.config)
+            if wanted:  # nothing to redirect: leave nftables alone (no CAP_NET_ADMIN needed)
+                nft.install(self.config.nft_table, wanted, self.config.wildcard_port)
             self.monitor = Monitor(self.table)
             self.monitor.apply(targets(self.config))
             self.admin = Admin(View(self.config, self.table, self.monitor, self.started,
                                     self.dataplane.publish if self.dataplane else None))
             await self.admin.start()
         except (OSError, NftError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            log.event(log.runner, logging.ERROR, "start_failed", config=self.path, reason=reason)
+            log.event(log.runner, logging.ERROR, "start_failed", config=self.path, reason=_reason(exc))
             self._signal_children(signal.SIGTERM)
             await self._shutdown(0.0)
             return 1
@@ -146,13 +146,14 @@ class Runner:
         try:
             if self.dataplane is not None:
                 await self.dataplane.apply(new)
-            if redirects(new) or redirects(self.config):
-                if self.config.nft_table != new.nft_table and redirects(self.config):
-                    nft.remove(self.config.nft_table)
-                nft.install(new.nft_table, redirects(new), new.wildcard_port)
+            had, wanted = redirects(self.config), redirects(new)
+            if had and self.config.nft_table != new.nft_table:
+                nft.remove(self.config.nft_table)
+            if had or wanted:
+                nft.install(new.nft_table, wanted, new.wildcard_port)
         except (OSError, NftError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            log.event(log.runner, logging.ERROR, "reload_failed", config=self.path, reason=reason, kept="old")
+            log.event(log.runner, logging.ERROR, "reload_failed", config=self.path, reason=_reason(exc),
+                      kept="old")
             if self.dataplane is not None:
                 await self.dataplane.apply(self.config)
             return False
@@ -267,6 +268,11 @@ class Runner:
                 log.event(log.runner, logging.ERROR, "worker_exited", worker=index, pid=pid,
                           status=os.waitstatus_to_exitcode(status), action="respawn")
                 self._spawn(index)
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, in one line: an OS error's own words, or the error's message."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 def _die_with_parent() -> None:

@@ -73,9 +73,9 @@ class Poller:
                 try:
                     handler(events)
                 except Exception as exc:  # a bug in one connection must not stall the others
-                    self._failed(fd, handler, exc)
+                    self.failed(fd, handler, exc)
 
-    def _failed(self, fd: int, handler: Handler, exc: Exception) -> None:
+    def failed(self, fd: int, handler: Callable[..., None], exc: Exception) -> None:
         """Log a handler's failure, end its connection (its owner's `abort()`) and stop watching `fd`."""
         log.event(log.root, logging.ERROR, "handler_failed", fd=fd, error=f"{type(exc).__name__}: {exc}")
         abort = getattr(getattr(handler, "__self__", None), "abort", None)

@@ -86,3 +86,78 @@ def test_many_connections_each_get_their_own_bytes_back(net: Net, backend: Calla
     for t in threads:
         t.join(30)
     assert not failures and not any(t.is_alive() for t in threads)
+
+
+def _epoll_sets(pid: int) -> tuple[int, int]:
+    """How many fds the process's Poller watches and how many its event loop's epoll watches. The Poller's set is
+    the epoll whose own fd sits in another epoll's set (the loop watches the Poller as one reader)."""
+    sets: dict[int, set[int]] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[eventpoll]":
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        sets[int(fd)] = {int(line.split()[1]) for line in info.splitlines() if line.startswith("tfd:")}
+    poller = [fd for fd in sets if any(fd in targets for other, targets in sets.items() if other != fd)]
+    assert len(poller) == 1 and len(sets) == 2, f"expected the loop's epoll and the Poller's, found {sets}"
+    loop = next(fd for fd in sets if fd != poller[0])
+    return len(sets[poller[0]]), len(sets[loop])
+
+
+def _echo_rounds(s: socket.socket, f, count: int) -> None:  # type: ignore[no-untyped-def]
+    for i in range(count):
+        line = f"round {i} {os.urandom(8).hex()}\n".encode()
+        s.sendall(line)
+        assert f.readline() == line
+
+
+def test_a_long_lived_session_moves_to_the_loop_and_back(net: Net, backend: Callable[..., Proc],
+                                                         balancer: Callable[..., Balancer]) -> None:
+    """A session that has carried a few requests leaves the Poller for the event loop's readers; a slow client
+    brings it back to the Poller (it must watch for writing), with every byte delivered; its end closes it."""
+    backend("echo", "E", net.host(23), 8003)
+    lb = balancer(_config(net, 8003))
+    pid = lb.proc.popen.pid
+    with socket.create_connection((net.vip, 8003), timeout=10) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"hello E ")
+        _echo_rounds(s, f, 2)
+        in_poller, in_loop = _epoll_sets(pid)
+        assert in_poller == 2, "a new session is watched by the Poller"
+        _echo_rounds(s, f, 6)
+        assert _epoll_sets(pid) == (0, in_loop + 2), "after a few requests both sockets are the loop's readers"
+        # the client stops reading while 8 MB are echoed back: the balancer meets a full receiver
+        blob = b"".join(os.urandom(1500).hex().encode() + b"\n" for _ in range(2700))
+        sender = threading.Thread(target=s.sendall, args=(blob,))
+        sender.start()
+        lb.wait(lambda: _epoll_sets(pid)[0] == 2, what="the session back in the Poller")
+        got = f.read(len(blob))
+        sender.join(10)
+        assert got == blob
+        _echo_rounds(s, f, 3)
+        s.shutdown(socket.SHUT_WR)
+        assert f.read() == b""
+    lb.wait(lambda: lb.server("raw", net.host(23))["connections"] == 0, what="the session to end")
+    assert _epoll_sets(pid) == (0, in_loop)
+
+
+def test_an_idle_long_lived_session_is_closed_from_the_loop(net: Net, backend: Callable[..., Proc],
+                                                            balancer: Callable[..., Balancer]) -> None:
+    """The idle timeout closes a promoted session (both of its event-loop readers go with it)."""
+    backend("echo", "E", net.host(23), 8004)
+    lb = balancer(_config(net, 8004).replace("[virtual_services.health]",
+                                              "[virtual_services.timeouts]\nidle = 1.5\n[virtual_services.health]"))
+    pid = lb.proc.popen.pid
+    with socket.create_connection((net.vip, 8004), timeout=10) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"hello E ")
+        in_loop = _epoll_sets(pid)[1]
+        _echo_rounds(s, f, 8)
+        assert _epoll_sets(pid) == (0, in_loop + 2)
+        started = time.monotonic()
+        assert f.read() == b""  # the balancer's end, after the idle timeout
+        assert 1.0 < time.monotonic() - started < 5.0
+    lb.wait(lambda: _epoll_sets(pid) == (0, in_loop), what="both readers to go")
+    assert lb.server("raw", net.host(23))["connections"] == 0

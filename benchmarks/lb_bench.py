@@ -342,28 +342,39 @@ def main(quick: bool = False) -> int:
                   f"{med(name, 'newconn', 'rps'):,.0f} | {med(name, 'newconn', 'p99_ms'):.2f} | "
                   f"{med(name, 'bulk', 'mib_s'):,.0f} | "
                   f"{med(name, 'keepalive', 'cpu_us_per_req'):.0f} / {med(name, 'newconn', 'cpu_us_per_req'):.0f} |")
+        # below saturation one measurement drifts with the machine's state: several shorter passes, interleaved
+        # across the balancers, and their medians
         rates = {"keepalive": 3000.0, "newconn": 600.0}
-        fixed: dict[tuple[str, str], float] = {}
-        for name in ("haproxy", "nginx-stream", "exha-lb"):
-            for test, rate in rates.items():
-                fixed[(name, test)] = fixed_rate(VIP, PORTS[name], rate, seconds, test == "newconn", stack.pids(name))
-        print(f"\nbalancer CPU per request at a fixed rate ({rates['keepalive']:.0f} keep-alive req/s over 20 "
-              f"connections; {rates['newconn']:.0f} new connections/s):")
-        for name in ("haproxy", "nginx-stream", "exha-lb"):
-            print(f"  {name:<13} keep-alive {fixed[(name, 'keepalive')]:6.1f} us/req   "
-                  f"new connection {fixed[(name, 'newconn')]:6.1f} us/req")
         paced = stack.dir / "pace.lua"
         paced.write_text(f"function delay()\n  return {PACE_MS}\n end\n")
+        balancers = ("haproxy", "nginx-stream", "exha-lb")
+        fixed: dict[tuple[str, str], list[float]] = {}
+        pace: dict[tuple[str, str], list[Run]] = {}
+        below = seconds if quick else seconds // 2  # wrk takes whole seconds
+        for _ in range(1 if quick else 4):
+            for name in balancers:
+                pids = stack.pids(name)
+                for test, rate in rates.items():
+                    fixed.setdefault((name, test), []).append(
+                        fixed_rate(VIP, PORTS[name], rate, below, test == "newconn", pids))
+                for test, close in (("keepalive", False), ("newconn", True)):
+                    pace.setdefault((name, test), []).append(
+                        wrk(f"http://{VIP}:{PORTS[name]}/small", PACED_CONNS[test], below, close, pids, paced))
+        print(f"\nbalancer CPU per request at a fixed rate ({rates['keepalive']:.0f} keep-alive req/s over 20 "
+              f"connections; {rates['newconn']:.0f} new connections/s; median of {len(fixed[balancers[0], 'keepalive'])}"
+              f" interleaved passes):")
+        for name in balancers:
+            print(f"  {name:<13} keep-alive {statistics.median(fixed[(name, 'keepalive')]):6.1f} us/req   "
+                  f"new connection {statistics.median(fixed[(name, 'newconn')]):6.1f} us/req")
         print(f"\nbalancer CPU per request with wrk pacing each connection ({PACE_MS} ms between requests; "
               f"keep-alive over {PACED_CONNS['keepalive']} connections, new connections over "
-              f"{PACED_CONNS['newconn']}):")
-        for name in ("haproxy", "nginx-stream", "exha-lb"):
-            ka_run = wrk(f"http://{VIP}:{PORTS[name]}/small", PACED_CONNS["keepalive"], seconds, False,
-                         stack.pids(name), paced)
-            nc_run = wrk(f"http://{VIP}:{PORTS[name]}/small", PACED_CONNS["newconn"], seconds, True,
-                         stack.pids(name), paced)
-            print(f"  {name:<13} keep-alive {ka_run.cpu_us_per_req:6.1f} us/req at {ka_run.rps:6.0f} req/s   "
-                  f"new connection {nc_run.cpu_us_per_req:6.1f} us/req at {nc_run.rps:5.0f} conn/s")
+              f"{PACED_CONNS['newconn']}; medians):")
+        for name in balancers:
+            ka_runs, nc_runs = pace[(name, "keepalive")], pace[(name, "newconn")]
+            print(f"  {name:<13} keep-alive {statistics.median(r.cpu_us_per_req for r in ka_runs):6.1f} us/req at "
+                  f"{statistics.median(r.rps for r in ka_runs):6.0f} req/s   new connection "
+                  f"{statistics.median(r.cpu_us_per_req for r in nc_runs):6.1f} us/req at "
+                  f"{statistics.median(r.rps for r in nc_runs):5.0f} conn/s")
         held, rss, pss = idle_connections(stack, 1000 if quick else 5000)
         print(f"\nidle connections held through exha-lb: {held}; its processes: RSS {rss:.1f} MB, PSS {pss:.1f} MB")
         ka = med("exha-lb", "keepalive", "rps") / med("haproxy", "keepalive", "rps")

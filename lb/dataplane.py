@@ -385,6 +385,9 @@ class Listener:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        # accepted sockets inherit it: without it the last short segment of a large answer can wait for the
+        # client's delayed ACK (Nagle), 40 ms on Linux
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((self.address, self.port))
         except OSError:

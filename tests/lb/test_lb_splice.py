@@ -3,6 +3,7 @@ side is already closed, and many connections at once, each checked byte for byte
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
@@ -11,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lbkit import Balancer, Net, Proc, service_toml
+from lbkit import Balancer, Net, Proc, free_port, service_toml
+
+from lb.dataplane import Listener
 
 
 def _config(net: Net, port: int) -> str:
@@ -161,3 +164,21 @@ def test_an_idle_long_lived_session_is_closed_from_the_loop(net: Net, backend: C
         assert 1.0 < time.monotonic() - started < 5.0
     lb.wait(lambda: _epoll_sets(pid) == (0, in_loop), what="both readers to go")
     assert lb.server("raw", net.host(23))["connections"] == 0
+
+
+def test_accepted_client_sockets_send_short_segments_at_once() -> None:
+    """A raw listener's sockets carry TCP_NODELAY, so what it accepts does too: the last short segment of a large
+    answer is not held back (Nagle) until the client's delayed ACK, 40 ms later."""
+    async def scenario() -> None:
+        port = free_port()
+        lst = Listener(asyncio.get_running_loop(), None, "127.0.0.1", port)  # type: ignore[arg-type]
+        await lst.start(None, raw=True)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                accepted, _ = lst.raw_sock.accept()  # type: ignore[union-attr]  (before the loop's reader runs)
+                with accepted:
+                    assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        finally:
+            lst.close()
+
+    asyncio.run(scenario())

@@ -76,6 +76,7 @@ class Runner:
         self.table = ServerTable(self.config.workers)
         self.memory = SharedSourceMemory()
         self.children: dict[int, int] = {}  # pid -> worker index
+        self.pidfds: dict[int, int] = {}  # pid -> its pidfd, readable once the worker has exited
         self.dataplane: Dataplane | None = None
         self.monitor: Monitor | None = None
         self.admin: Admin | None = None
@@ -116,7 +117,9 @@ class Runner:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
-        watcher = loop.create_task(self._watch_children()) if self.children else None
+        for pid in list(self.pidfds):  # workers forked before the loop ran
+            self._watch(pid)
+        watcher = loop.create_task(self._poll_children()) if len(self.pidfds) < len(self.children) else None
         log.event(log.runner, logging.INFO, "started", config=self.path, pid=os.getpid(),
                   workers=self.config.workers, services=len(self.config.virtual_services),
                   admin=self.config.admin.listen)
@@ -194,7 +197,19 @@ class Runner:
         pid = os.fork()
         if pid:
             self.children[pid] = index
+            try:
+                self.pidfds[pid] = os.pidfd_open(pid)
+            except (OSError, AttributeError):  # no pidfd (Linux < 5.3): _poll_children reaps
+                return
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # the first workers: _main watches them once its loop runs
+                return
+            self._watch(pid)
             return
+        for fd in self.pidfds.values():  # the worker has no use for its siblings' pidfds
+            os.close(fd)
+        self.pidfds = {}
         code = 1
         try:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -238,8 +253,19 @@ class Runner:
         await dp.drain(self.config.stop_timeout)
         return 0
 
-    async def _watch_children(self) -> None:
-        """Reap and respawn workers (uvloop keeps SIGCHLD for itself, so poll)."""
+    def _watch(self, pid: int) -> None:
+        """Reap (and respawn) the worker the moment it exits: its pidfd turns readable. uvloop keeps SIGCHLD for
+        itself, and polling waitpid would wake the supervisor several times a second for nothing."""
+        asyncio.get_running_loop().add_reader(self.pidfds[pid], self._exited, pid)
+
+    def _exited(self, pid: int) -> None:
+        fd = self.pidfds.pop(pid)
+        asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        self._reap()
+
+    async def _poll_children(self) -> None:
+        """Without pidfds: reap and respawn workers by polling."""
         while True:
             await asyncio.sleep(0.2)
             self._reap()

@@ -76,6 +76,32 @@ def test_worker_respawn_and_stop(net: Net, backend: Callable[..., Proc], balance
     assert subprocess.run([sys.executable, str(script)], timeout=10).returncode == 1
 
 
+def _wakeups(pid: int) -> int:
+    """How many times `pid` has gone to sleep and been woken (its voluntary context switches)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches in /proc/{pid}/status")
+
+
+def test_an_idle_supervisor_sleeps_until_a_worker_exits(net: Net, backend: Callable[..., Proc],
+                                                        balancer: Callable[..., Balancer]) -> None:
+    """The supervisor learns of a worker's exit from its pidfd instead of polling: with nothing to check for
+    a while it does not wake at all, and a killed worker is still replaced at once."""
+    backend("http", "A", net.host(23), 8001)
+    lb = balancer("workers = 2\n" + service_toml(net, "web", "port = 8001", health='kind = "tcp"\ninterval = 60'))
+    supervisor = lb.proc.popen.pid
+    time.sleep(0.5)  # let the start-up's last steps (first checks, the fixture's API calls) settle
+    before = _wakeups(supervisor)
+    time.sleep(3)
+    woke = _wakeups(supervisor) - before
+    assert woke <= 2, f"an idle supervisor woke {woke} times in 3 s"
+    first = _worker_pids(lb)
+    os.kill(first[0], signal.SIGKILL)
+    lb.wait(lambda: len(_worker_pids(lb)) == 2 and first[0] not in _worker_pids(lb), 2, "respawn")
+    assert len(lb.log_events("worker_exited")) == 1
+
+
 def test_workers_reload_on_sighup(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
     backend("http", "A", net.host(23), 8001)
     backend("http", "B", net.host(24), 8001)

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from lbkit import Balancer, Net, Proc, free_port, service_toml
 
@@ -145,6 +145,20 @@ def _watched_by(pid: int, fds: set[int]) -> str:
     return where.pop()
 
 
+def _released(pid: int, fds: set[int]) -> bool:
+    """Neither epoll set holds `fds` any more (a health check may reuse one of the numbers for a moment)."""
+    poller, loop = _epoll_sets(pid)
+    return not poller and not (fds & loop)
+
+
+def _echo_session(net: Net, port: int) -> tuple[socket.socket, BinaryIO]:
+    """A connection through the balancer to the echo server, its greeting read."""
+    s = socket.create_connection((net.vip, port), timeout=10)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"hello E ")
+    return s, f
+
+
 def _echo_rounds(s: socket.socket, f, count: int) -> None:  # type: ignore[no-untyped-def]
     for i in range(count):
         line = f"round {i} {os.urandom(8).hex()}\n".encode()
@@ -159,9 +173,8 @@ def test_a_long_lived_session_moves_to_the_loop_and_back(net: Net, backend: Call
     backend("echo", "E", net.host(23), 8003)
     lb = balancer(_config(net, 8003))
     pid = lb.proc.popen.pid
-    with socket.create_connection((net.vip, 8003), timeout=10) as s:
-        f = s.makefile("rb")
-        assert f.readline().startswith(b"hello E ")
+    s, f = _echo_session(net, 8003)
+    with s:
         _echo_rounds(s, f, 2)
         fds = _session_fds(pid, s, (net.host(23), 8003))
         assert _watched_by(pid, fds) == "poller", "a new session is watched by the Poller"
@@ -179,8 +192,7 @@ def test_a_long_lived_session_moves_to_the_loop_and_back(net: Net, backend: Call
         s.shutdown(socket.SHUT_WR)
         assert f.read() == b""
     lb.wait(lambda: lb.server("raw", net.host(23))["connections"] == 0, what="the session to end")
-    # an ended session leaves both sets (a health check may reuse one of its fd numbers for a moment)
-    lb.wait(lambda: not _epoll_sets(pid)[0] and not (fds & _epoll_sets(pid)[1]), what="both sets to let go")
+    lb.wait(lambda: _released(pid, fds), what="both epoll sets to let the ended session go")
 
 
 def test_an_idle_long_lived_session_is_closed_from_the_loop(net: Net, backend: Callable[..., Proc],
@@ -190,16 +202,15 @@ def test_an_idle_long_lived_session_is_closed_from_the_loop(net: Net, backend: C
     lb = balancer(_config(net, 8004).replace("[virtual_services.health]",
                                               "[virtual_services.timeouts]\nidle = 1.5\n[virtual_services.health]"))
     pid = lb.proc.popen.pid
-    with socket.create_connection((net.vip, 8004), timeout=10) as s:
-        f = s.makefile("rb")
-        assert f.readline().startswith(b"hello E ")
+    s, f = _echo_session(net, 8004)
+    with s:
         _echo_rounds(s, f, 8)
         fds = _session_fds(pid, s, (net.host(23), 8004))
         assert _watched_by(pid, fds) == "loop"
         started = time.monotonic()
         assert f.read() == b""  # the balancer's end, after the idle timeout
         assert 1.0 < time.monotonic() - started < 5.0
-    lb.wait(lambda: not _epoll_sets(pid)[0] and not (fds & _epoll_sets(pid)[1]), what="both readers to go")
+    lb.wait(lambda: _released(pid, fds), what="both readers to go")
     assert lb.server("raw", net.host(23))["connections"] == 0
 
 

@@ -78,7 +78,8 @@ def _tree_pids(root: int) -> list[int]:
     return [root] + children(root)
 
 
-def _cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU seconds the processes `pids` have used so far (from /proc)."""
     total = 0
     for pid in pids:
         try:
@@ -117,9 +118,9 @@ def wrk(url: str, conns: int, seconds: float, close: bool, pids: list[int], scri
         argv[1:1] = ["-s", str(script)]
     if close:
         argv[1:1] = ["-H", "Connection: close"]
-    before = _cpu_seconds(pids)
+    before = cpu_seconds(pids)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
-    cpu = _cpu_seconds(pids) - before
+    cpu = cpu_seconds(pids) - before
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = _unit(re.search(r"\s99%\s+(\S+)", out).group(1), {"us": 0.001, "ms": 1.0, "s": 1000.0})  # type: ignore[union-attr]
     xfer = _unit(re.search(r"Transfer/sec:\s+(\S+)", out).group(1), {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1.0,
@@ -296,10 +297,10 @@ def fixed_rate(host: str, port: int, rate: float, seconds: float, close: bool, p
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     except ImportError:
         runner = asyncio.Runner()
-    before = _cpu_seconds(pids)
+    before = cpu_seconds(pids)
     with runner:
         n = runner.run(_fixed_rate(host, port, rate, seconds, 20, close))
-    cpu = _cpu_seconds(pids) - before
+    cpu = cpu_seconds(pids) - before
     return cpu / n * 1e6 if n and pids else 0.0
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.lb_bench import children, wait_port  # noqa: F401 (the benchmark's /proc and port helpers)
+from benchmarks.lb_bench import children, cpu_seconds, wait_port  # noqa: F401 (the benchmark's /proc and port helpers)
 
 
 REPO = Path(__file__).resolve().parents[2]

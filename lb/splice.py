@@ -218,9 +218,7 @@ class RawSession:
         b.active += 1
         b.total += 1
         b.sessions.add(self)  # type: ignore[arg-type]
-        self.masks = [WATCH, WATCH]
-        self.poller.watch(self.ufd, WATCH, self._server_event)
-        self.poller.watch(self.cfd, WATCH, self._client_event)
+        self._watch_both()
         self._pump(0)  # most clients have spoken by now (HTTP); for those that wait (SMTP) this is one EAGAIN
 
     # -- events ---------------------------------------------------------------------------------------------
@@ -275,8 +273,16 @@ class RawSession:
 
     def _demote(self) -> None:
         """Back to the Poller, both sides watched for reading, before any other mask change."""
+        self._leave_loop()
+        self._watch_both()
+
+    def _leave_loop(self) -> None:
+        """Remove a promoted session's event-loop readers."""
         self.loop.remove_reader(self.cfd)
         self.loop.remove_reader(self.ufd)
+
+    def _watch_both(self) -> None:
+        """Both sockets in the Poller, watched for reading."""
         self.masks = [WATCH, WATCH]
         self.poller.watch(self.ufd, WATCH, self._server_event)
         self.poller.watch(self.cfd, WATCH, self._client_event)
@@ -381,8 +387,7 @@ class RawSession:
         poller = self.poller
         self.listener.connecting.discard(self)
         if self.masks[0] == LOOP:
-            self.loop.remove_reader(self.cfd)
-            self.loop.remove_reader(self.ufd)
+            self._leave_loop()
         poller.forget(self.cfd)
         self.csock.close()
         if self.usock is not None:

@@ -77,6 +77,7 @@ class Runner:
         self.memory = SharedSourceMemory()
         self.children: dict[int, int] = {}  # pid -> worker index
         self.pidfds: dict[int, int] = {}  # pid -> its pidfd, readable once the worker has exited
+        self.polling: asyncio.Task[None] | None = None  # reaps by polling where a pidfd could not be had
         self.dataplane: Dataplane | None = None
         self.monitor: Monitor | None = None
         self.admin: Admin | None = None
@@ -117,16 +118,15 @@ class Runner:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
-        for pid in list(self.pidfds):  # workers forked before the loop ran
+        for pid in list(self.children):  # workers forked before the loop ran
             self._watch(pid)
-        watcher = loop.create_task(self._poll_children()) if len(self.pidfds) < len(self.children) else None
         log.event(log.runner, logging.INFO, "started", config=self.path, pid=os.getpid(),
                   workers=self.config.workers, services=len(self.config.virtual_services),
                   admin=self.config.admin.listen)
         await stop.wait()
         self.stopping = True
-        if watcher is not None:
-            watcher.cancel()
+        if self.polling is not None:
+            self.polling.cancel()
         log.event(log.runner, logging.INFO, "stopping", signal="TERM", open=self._open())
         self._signal_children(signal.SIGTERM)
         await self._shutdown(self.config.stop_timeout)
@@ -193,20 +193,12 @@ class Runner:
             log.event(log.runner, logging.ERROR, "nft_remove_failed", reason=str(exc))
 
     # -- workers --------------------------------------------------------------------------------------------
-    def _spawn(self, index: int) -> None:
+    def _spawn(self, index: int) -> int:
+        """Fork worker `index`; returns its pid (in the supervisor; the worker never returns)."""
         pid = os.fork()
         if pid:
             self.children[pid] = index
-            try:
-                self.pidfds[pid] = os.pidfd_open(pid)
-            except (OSError, AttributeError):  # no pidfd (Linux < 5.3): _poll_children reaps
-                return
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:  # the first workers: _main watches them once its loop runs
-                return
-            self._watch(pid)
-            return
+            return pid
         for fd in self.pidfds.values():  # the worker has no use for its siblings' pidfds
             os.close(fd)
         self.pidfds = {}
@@ -256,7 +248,15 @@ class Runner:
     def _watch(self, pid: int) -> None:
         """Reap (and respawn) the worker the moment it exits: its pidfd turns readable. uvloop keeps SIGCHLD for
         itself, and polling waitpid would wake the supervisor several times a second for nothing."""
-        asyncio.get_running_loop().add_reader(self.pidfds[pid], self._exited, pid)
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, AttributeError):  # no pidfd (Linux < 5.3, or out of fds): reap by polling
+            if self.polling is None:
+                self.polling = loop.create_task(self._poll_children())
+            return
+        self.pidfds[pid] = fd
+        loop.add_reader(fd, self._exited, pid)
 
     def _exited(self, pid: int) -> None:
         fd = self.pidfds.pop(pid)
@@ -293,7 +293,7 @@ class Runner:
             if not self.stopping:
                 log.event(log.runner, logging.ERROR, "worker_exited", worker=index, pid=pid,
                           status=os.waitstatus_to_exitcode(status), action="respawn")
-                self._spawn(index)
+                self._watch(self._spawn(index))
 
 
 def _reason(exc: Exception) -> str:

@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -33,7 +33,7 @@ class View:
     table: ServerTable
     monitor: Monitor
     started: float
-    publish: Callable[[], None] | None = None  # flush data-plane counters first (single-process mode)
+    refresh: Callable[[], Awaitable[None]] | None = None  # fresh counters into the table before a read
 
 
 def _server_port(vs: VirtualService, rs: RealServer) -> int | str:
@@ -52,8 +52,6 @@ def _iso(ts: float) -> str:
 def state(view: View) -> dict[str, Any]:
     """JSON-ready state of every service and real server."""
     table, cfg = view.table, view.config
-    if view.publish is not None:
-        view.publish()
     services = []
     for vs in cfg.virtual_services:
         servers = []
@@ -146,6 +144,8 @@ class Admin:
                 length = int(headers.get("content-length", "0") or 0)
                 if length:
                     await reader.readexactly(min(length, 65536))
+                if method == "GET" and self.view.refresh is not None:
+                    await self.view.refresh()
                 status, ctype, body = self._route(method, path, headers, writer)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError, ConnectionError):
             writer.close()

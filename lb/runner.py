@@ -4,6 +4,9 @@ workers = 1: one process runs the data plane, health checks and admin API on one
 workers > 1: the supervisor runs health checks, the admin API and nftables; N forked workers each run the
 data plane on their own SO_REUSEPORT listeners. State is shared through ServerTable and SharedSourceMemory.
 SIGHUP reloads (a bad config is logged and the old one kept), SIGTERM/SIGINT stop gracefully.
+SIGUSR1 means "look at the shared table": the supervisor sends it to every worker when a server's state changes
+(a health check, the admin API, a reload) or when it wants fresh counters; a worker that marks a server down
+sends it to the supervisor, which passes it on. So workers react at once and need no polling timer.
 """
 
 from __future__ import annotations
@@ -83,12 +86,15 @@ class Runner:
         self.admin: Admin | None = None
         self.stopping = False
         self.started = time.time()
+        self.pid = os.getpid()  # the supervisor's, as its workers know it
         apply_enabled(self.table, None, self.config)
 
     # -- entry ----------------------------------------------------------------------------------------------
     def run(self) -> int:
         log.setup(self.config.log_level)
         if self.config.workers > 1:
+            # held until the supervisor's handler is in place (a worker may mark a server down at once)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
             for i in range(self.config.workers):
                 self._spawn(i)
         with asyncio.Runner(loop_factory=loop_factory()) as r:
@@ -105,10 +111,16 @@ class Runner:
             wanted = redirects(self.config)
             if wanted:  # nothing to redirect: leave nftables alone (no CAP_NET_ADMIN needed)
                 nft.install(self.config.nft_table, wanted, self.config.wildcard_port)
+            if self.dataplane is not None:
+                dp = self.dataplane
+                self.table.notify = lambda: loop.call_soon(dp.changed)
+            else:
+                self.table.notify = self._tell_workers
+                loop.add_signal_handler(signal.SIGUSR1, self._tell_workers)  # a worker changed the table
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
             self.monitor = Monitor(self.table)
             self.monitor.apply(targets(self.config))
-            self.admin = Admin(View(self.config, self.table, self.monitor, self.started,
-                                    self.dataplane.publish if self.dataplane else None))
+            self.admin = Admin(View(self.config, self.table, self.monitor, self.started, self.refresh))
             await self.admin.start()
         except (OSError, NftError) as exc:
             log.event(log.runner, logging.ERROR, "start_failed", config=self.path, reason=_reason(exc))
@@ -132,6 +144,22 @@ class Runner:
         await self._shutdown(self.config.stop_timeout)
         log.event(log.runner, logging.INFO, "stopped")
         return 0
+
+    def _tell_workers(self) -> None:
+        """The shared table changed: every worker looks at it now."""
+        self._signal_children(signal.SIGUSR1)
+
+    async def refresh(self) -> None:
+        """Fresh counters in the shared table before the admin API reads them (at most 0.25 s of waiting)."""
+        if self.dataplane is not None:
+            self.dataplane.publish()
+            return
+        request = self.table.request_refresh()
+        self._tell_workers()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 0.25
+        while not all(self.table.refreshed(i, request) for i in self.children.values()) and loop.time() < deadline:
+            await asyncio.sleep(0.002)
 
     def _open(self) -> int:
         return sum(self.table.counters(self.table.slot(t.key))[0] for t in targets(self.config))
@@ -195,8 +223,10 @@ class Runner:
     # -- workers --------------------------------------------------------------------------------------------
     def _spawn(self, index: int) -> int:
         """Fork worker `index`; returns its pid (in the supervisor; the worker never returns)."""
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})  # the worker unblocks it when ready
         pid = os.fork()
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             self.children[pid] = index
             return pid
         for fd in self.pidfds.values():  # the worker has no use for its siblings' pidfds
@@ -227,6 +257,13 @@ class Runner:
             return 1
         self.table.set_listening(index, True)
         stop = asyncio.Event()
+        supervisor = self.pid
+
+        def tell_supervisor() -> None:  # this worker changed the table (a passive mark): the supervisor tells all
+            try:
+                os.kill(supervisor, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
 
         async def reload() -> None:
             try:
@@ -239,6 +276,9 @@ class Runner:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+        loop.add_signal_handler(signal.SIGUSR1, dp.refresh)
+        self.table.notify = tell_supervisor
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         await stop.wait()
         dp.close_listeners()
         self.table.set_listening(index, False)

@@ -73,7 +73,7 @@ class PipePool:
 
 
 POOL = PipePool()
-CLOCK = [0.0]  # the loop's time, refreshed by the data plane's tick: idle timeouts need no finer clock
+CLOCK = [0.0]  # the loop's time at the last accept or sweep: idle timeouts need no finer clock
 _splice = getattr(os, "splice", None)
 
 
@@ -171,11 +171,12 @@ class RawSession:
         self.usock, self.ufd = sock, sock.fileno()
         err = sock.connect_ex((b.address, self.port))
         if err == 0:
+            self.listener.keeper.wake()  # type: ignore[union-attr]
             self._connected()
         elif err == errno.EINPROGRESS:
             self.timed_out = False
             self.connect_deadline = self.loop.time() + service.connect_timeout
-            self.listener.connecting.add(self)  # the data plane's tick enforces the connect timeout
+            self.listener.keeper.connect_started(self)  # type: ignore[union-attr]  # one timer for all connects
             self.poller.watch(self.ufd, OUT, self._on_connect)
         else:
             self._connect_failed(err)

@@ -2,7 +2,10 @@
 
 The map is created before workers fork. Health checks (in the supervising process) and passive failures (in any
 worker) write to it; every worker reads it when it picks a server. A generation counter tells workers that
-something changed, so they can close connections to servers that went down.
+something changed, so they can close connections to servers that went down; `notify` (set per process) is
+called on every such change so the process can tell the others at once (lb/runner.py does it with SIGUSR1).
+Counters are written by each worker into its own region when asked (`request_refresh`/`ack_refresh`) and by
+its housekeeping sweep.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ import hashlib
 import mmap
 import struct
 import time
+from collections.abc import Callable
 
 ENABLED, DISABLED, DRAIN = 0, 1, 2
 ADMIN_NAMES = {ENABLED: "enabled", DISABLED: "disabled", DRAIN: "drain"}
 ADMIN_CODES = {v: k for k, v in ADMIN_NAMES.items()}
 
-_HEADER = struct.Struct("<Q")                     # generation
+_HEADER = struct.Struct("<QQ")                    # generation, last refresh request
 _SLOT = struct.Struct("<QBBBBIdd")                # key, up, admin, passive, used, pad, since, admin_since
 _COUNTERS = struct.Struct("<qqqq")                # active, total, bytes_in, bytes_out
+_ACK = struct.Struct("<Q")                        # per worker: the refresh request its counters answer
 SLOTS = 2048
 
 
@@ -33,9 +38,11 @@ class ServerTable:
         self.workers = workers
         self._slots_off = _HEADER.size
         self._counters_off = self._slots_off + SLOTS * _SLOT.size
-        self._listening_off = self._counters_off + workers * SLOTS * _COUNTERS.size
+        self._acks_off = self._counters_off + workers * SLOTS * _COUNTERS.size
+        self._listening_off = self._acks_off + workers * _ACK.size
         size = self._listening_off + workers
         self.mem = mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        self.notify: Callable[[], None] | None = None  # this process's hook, called after every change
 
     # -- slots -------------------------------------------------------------------------------------------------
     def slot(self, key: str) -> int:
@@ -117,7 +124,9 @@ class ServerTable:
         return _HEADER.unpack_from(self.mem, 0)[0]
 
     def _bump(self) -> None:
-        _HEADER.pack_into(self.mem, 0, self.generation() + 1)
+        struct.pack_into("<Q", self.mem, 0, self.generation() + 1)
+        if self.notify is not None:
+            self.notify()
 
     # -- workers -----------------------------------------------------------------------------------------------
     def set_listening(self, worker: int, listening: bool) -> None:
@@ -132,6 +141,19 @@ class ServerTable:
     def write_counters(self, worker: int, slot: int, active: int, total: int, bytes_in: int, bytes_out: int) -> None:
         off = self._counters_off + (worker * SLOTS + slot) * _COUNTERS.size
         _COUNTERS.pack_into(self.mem, off, active, total, bytes_in, bytes_out)
+
+    def request_refresh(self) -> int:
+        """Ask for fresh counters; returns the request number that workers acknowledge once they have written."""
+        req = _HEADER.unpack_from(self.mem, 0)[1] + 1
+        struct.pack_into("<Q", self.mem, 8, req)
+        return req
+
+    def ack_refresh(self, worker: int) -> None:
+        """`worker` has just written its counters: it answers every request made so far."""
+        _ACK.pack_into(self.mem, self._acks_off + worker * _ACK.size, _HEADER.unpack_from(self.mem, 0)[1])
+
+    def refreshed(self, worker: int, request: int) -> bool:
+        return _ACK.unpack_from(self.mem, self._acks_off + worker * _ACK.size)[0] >= request
 
     def counters(self, slot: int) -> tuple[int, int, int, int]:
         """(active, total, bytes_in, bytes_out) summed over every worker."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,8 +48,7 @@ def test_workers_share_state_and_persistence(net: Net, backend: Callable[..., Pr
         assert len({http_get(net.vip, 8001, source=client)[1]["x-server"] for _ in range(12)}) == 1
     spread = Counter(http_get(net.vip, 8001, source=net.host(60 + i))[1]["x-server"] for i in range(20))
     assert set(spread) == {"A", "B"}
-    time.sleep(0.4)  # workers publish counters every 0.25 s
-    st = lb.state()
+    st = lb.state()  # the supervisor asks the workers for their counters before it answers: exact at once
     assert sum(s["connections_total"] for s in st["services"][0]["servers"]) == 4 * 12 + 20
     b.kill()
     lb.wait(lambda: lb.server("web", net.host(24))["state"] == "down", 5, "B down")
@@ -100,6 +100,57 @@ def test_an_idle_supervisor_sleeps_until_a_worker_exits(net: Net, backend: Calla
     os.kill(first[0], signal.SIGKILL)
     lb.wait(lambda: len(_worker_pids(lb)) == 2 and first[0] not in _worker_pids(lb), 2, "respawn")
     assert len(lb.log_events("worker_exited")) == 1
+
+
+def test_idle_workers_set_no_timer(net: Net, backend: Callable[..., Proc],
+                                   balancer: Callable[..., Balancer]) -> None:
+    """Once its last connection has ended and one sweep has found nothing open, a worker does not wake at all
+    (it used to tick ten times a second, about 3 ms of CPU per second each)."""
+    backend("http", "A", net.host(23), 8001)
+    lb = balancer("workers = 2\n" + service_toml(net, "web", "port = 8001", health='kind = "tcp"\ninterval = 60'))
+    for i in range(10):  # from several source addresses: both workers get connections
+        assert http_get(net.vip, 8001, source=net.host(60 + i))[0] == 200
+    time.sleep(1.5)  # one sweep period (1 s with the default timeouts) and the sweep that finds nothing open
+    workers = _worker_pids(lb)
+    before = {pid: _wakeups(pid) for pid in workers}
+    time.sleep(3)
+    woke = {pid: _wakeups(pid) - before[pid] for pid in workers}
+    assert len(woke) == 2 and all(n <= 1 for n in woke.values()), f"idle workers woke {woke} times in 3 s"
+    assert http_get(net.vip, 8001)[0] == 200  # and a new client is served as before
+
+
+def _keepalive(net: Net) -> tuple[socket.socket, str]:
+    """A keep-alive connection through the balancer and the server that answered on it."""
+    s = socket.create_connection((net.vip, 8001), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = s.recv(4096)
+    return s, "B" if b"X-Server: B" in head else "A"
+
+
+def test_workers_close_a_disabled_servers_connections_at_once(net: Net, backend: Callable[..., Proc],
+                                                              balancer: Callable[..., Balancer]) -> None:
+    """A state change made in the supervisor (here the admin API) reaches every worker as a signal, not on a
+    timer: the disabled server's connections end within a fraction of the 1 s sweep period, in both workers."""
+    backend("http", "A", net.host(23), 8001)
+    backend("http", "B", net.host(24), 8001)
+    lb = balancer(_config(net), token="t0ken")
+    held = [_keepalive(net) for _ in range(12)]
+    try:
+        on_b = [s for s, server in held if server == "B"]
+        on_a = [s for s, server in held if server == "A"]
+        assert len(on_b) >= 2 and on_a
+        started = time.monotonic()
+        assert lb.post(f"/api/servers/web/{net.host(24)}/disable")[0] == 200
+        for s in on_b:
+            assert s.recv(4096) == b""  # the balancer closed it (the 5 s timeout would raise instead)
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.5, f"closing took {elapsed:.2f} s"
+        for s in on_a:  # untouched
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200" in s.recv(4096)
+    finally:
+        for s, _ in held:
+            s.close()
 
 
 def test_workers_reload_on_sighup(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 AVAILABLE = hasattr(os, "splice")
 FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+# the sender's end follows these bytes: hold them (MSG_MORE) so that the FIN leaves in the same segment
+LAST = FLAGS | getattr(os, "SPLICE_F_MORE", 4)
 PIPE_SIZE = 1 << 18
 CHUNK = PIPE_SIZE
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -249,8 +251,12 @@ class RawSession:
                 return
         if events & (IN | HUP):
             if self.masks[side] & IN:
-                if self._pump(side) and events & RDHUP and not self.closed and self.masks[side] & IN:
-                    self._pump(side)  # the peer has finished sending: take its end now, not on the next round
+                if not events & RDHUP:
+                    self._pump(side)
+                elif self._pump(side, LAST) and not self.closed and self.masks[side] & IN:
+                    # the peer has finished sending: take its end now, not on the next round; the shutdown
+                    # sends the bytes just held back together with the FIN (one segment, as HAProxy does)
+                    self._pump(side)
             elif events & HUP and not self.closed:  # both directions of this socket are over
                 if self.pipes[side] is None:
                     self._close()
@@ -309,8 +315,8 @@ class RawSession:
         self.masks[side] = PARKED
 
     # -- moving bytes ---------------------------------------------------------------------------------------
-    def _pump(self, d: int) -> bool:
-        """Move what direction `d` has waiting; True when all of it went through."""
+    def _pump(self, d: int, out_flags: int = FLAGS) -> bool:
+        """Move what direction `d` has waiting; True when all of it went through. `out_flags` for the write."""
         if d == 0:
             src, dst = self.cfd, self.ufd
         else:
@@ -333,7 +339,7 @@ class RawSession:
         else:
             b.bytes_out += n  # type: ignore[union-attr]
         try:
-            m = _splice(pipe[0], dst, n, None, None, FLAGS)
+            m = _splice(pipe[0], dst, n, None, None, out_flags)
         except (BlockingIOError, InterruptedError):
             m = 0
         except OSError:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+import pytest
 from lbkit import Balancer, Net, Proc, cpu_seconds, free_port, service_toml
 
 from lb.dataplane import Listener
@@ -225,3 +226,85 @@ def test_accepted_client_sockets_send_short_segments_at_once() -> None:
             lst.close()
 
     asyncio.run(scenario())
+
+
+class _Segments:
+    """Every TCP segment on the loopback interface while open (an AF_PACKET socket: needs root), as
+    (source, destination, flags, payload length)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[tuple[str, int], tuple[str, int], int, int]] = []
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.05)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                frame, addr = self.sock.recvfrom(70000)
+            except TimeoutError:
+                continue
+            ip = frame[14:]
+            if addr[2] == socket.PACKET_OUTGOING or ip[0] >> 4 != 4 or ip[9] != 6:  # each frame once; TCP
+                continue
+            ihl = (ip[0] & 15) * 4
+            tcp = ip[ihl:]
+            length = int.from_bytes(ip[2:4], "big") - ihl - (tcp[12] >> 4) * 4
+            self.seen.append(((socket.inet_ntoa(ip[12:16]), int.from_bytes(tcp[0:2], "big")),
+                              (socket.inet_ntoa(ip[16:20]), int.from_bytes(tcp[2:4], "big")), tcp[13], length))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+FIN = 0x01
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: watches the loopback interface (AF_PACKET)")
+def test_a_servers_last_bytes_and_its_end_reach_the_client_in_one_segment(net: Net,
+                                                                          balancer: Callable[..., Balancer]) -> None:
+    """A server that answers and closes at once (HTTP with `Connection: close`) sends its answer and its FIN in
+    one segment; the balancer passes them on the same way (the bytes held with MSG_MORE until the shutdown),
+    not as a data segment and a FIN segment. That is one segment, and one wake-up of the client, less per
+    connection."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\nConnection: close\r\n\r\n" + b"x" * 300
+    server = socket.create_server((net.host(23), 8005))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                if conn.recv(4096):  # a client (health checks send nothing)
+                    conn.send(answer, socket.MSG_MORE)
+                    conn.shutdown(socket.SHUT_WR)  # the FIN goes out with the held bytes
+                    conn.recv(10)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    balancer(_config(net, 8005))
+    segments = _Segments()
+    try:
+        with socket.create_connection((net.vip, 8005), timeout=5) as c:
+            me = c.getsockname()
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = b""
+            while chunk := c.recv(65536):
+                got += chunk
+        time.sleep(0.2)
+    finally:
+        segments.close()
+        server.close()
+    assert got == answer
+    upstream = [s for s in segments.seen if s[0][0] == net.host(23) and s[0][1] == 8005 and s[3]]
+    assert [(flags & FIN, length) for _, _, flags, length in upstream] == [(FIN, len(answer))]  # as the server sent
+    to_client = [(flags & FIN, length) for src, dst, flags, length in segments.seen
+                 if dst == me and (flags & FIN or length)]
+    assert to_client == [(FIN, len(answer))], f"the balancer sent {to_client} (FIN flag, bytes) to the client"

@@ -61,6 +61,8 @@ class ServiceRuntime:
         self.http = vs.mode == "http"
         self.cookie_name = vs.persistence.cookie_name.encode() if vs.persistence.kind == "cookie" else b""
         self.connect_timeout = vs.timeouts.connect
+        self.generation = -1  # of the shared table when `ready` was worked out
+        self.ready: list[Backend] = []  # the servers that may take new clients (weight > 0, up and enabled)
 
     def choose(self, client_ip: str, exclude: set[Backend] | None, cookie: str | None) -> Backend | None:
         table = self.table
@@ -77,8 +79,11 @@ class ServiceRuntime:
                 if b is not None and table.available(b.slot) and (not exclude or b not in exclude):
                     persist.put(client_ip, addr, now)
                     return b
-        cands = [b for b in self.backends
-                 if b.weight > 0 and table.available(b.slot) and (not exclude or b not in exclude)]
+        gen = table.generation()
+        if gen != self.generation:  # availability changes only with the shared table's generation
+            self.generation = gen
+            self.ready = [b for b in self.backends if b.weight > 0 and table.available(b.slot)]
+        cands = self.ready if not exclude else [b for b in self.ready if b not in exclude]
         if not cands:
             return None
         b = self.scheduler.pick(cands)  # type: ignore[assignment]

@@ -185,8 +185,8 @@ class RawSession:
 
     def _on_connect(self, events: int) -> None:
         self.listener.connecting.discard(self)
-        err = self.usock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
-        if err or events & ERR:
+        if events & (ERR | HUP):  # a failed connect reports an error; a good one only that it can write
+            err = self.usock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
             self._connect_failed(err or errno.ECONNREFUSED)
         else:
             self._connected()

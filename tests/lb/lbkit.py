@@ -15,18 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks.lb_bench import children, cpu_seconds, wait_port  # noqa: F401 (the benchmark's /proc and port helpers)
+from netkit import free_port  # noqa: F401 (shared with tests/roles)
 
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND = Path(__file__).resolve().parent / "backend_server.py"
 _SECOND = random.Random(os.getpid()).randrange(60, 250)
 _third = iter(range(1, 250))
-
-
-def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

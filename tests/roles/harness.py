@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netkit import free_port  # noqa: F401 (shared with tests/lb)
 from pyinfra.api import FunctionCommand, StringCommand
 from pyinfra.context import ctx_host, ctx_state
 
@@ -220,15 +221,6 @@ def check_operation(op: Any, case: Case) -> None:
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def free_port(address: str) -> int:
-    """A TCP port free on `address` right now (loopback only)."""
-    import socket
-
-    assert address.startswith("127."), "tests talk to loopback only"
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

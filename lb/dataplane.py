@@ -13,7 +13,6 @@ import logging
 import socket
 import ssl
 import time
-
 from collections.abc import Callable
 
 from lb import log, poller, splice

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -151,6 +152,95 @@ def test_workers_close_a_disabled_servers_connections_at_once(net: Net, backend:
     finally:
         for s, _ in held:
             s.close()
+
+
+class _EchoServer:
+    """An echo server that greets with `hello <name>`; `stop_listening()` refuses new connections while the
+    accepted ones go on (a server that is going away)."""
+
+    def __init__(self, name: str, address: str, port: int) -> None:
+        self.name = name
+        self.listener = socket.create_server((address, port))
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # stopped listening
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    def _echo(self, conn: socket.socket) -> None:
+        try:
+            conn.sendall(f"hello {self.name}\n".encode())
+            while data := conn.recv(4096):
+                conn.sendall(data)
+        except OSError:
+            pass
+
+    def stop_listening(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone would not
+        except OSError:
+            pass
+        self.listener.close()
+
+    def close(self) -> None:
+        self.stop_listening()
+        for conn in self.conns:
+            conn.close()
+
+
+def _held_by(pid: int, server: tuple[str, int]) -> int:
+    """How many established connections to `server` process `pid` holds."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    remote = f"{socket.inet_aton(server[0])[::-1].hex().upper()}:{server[1]:04X}"
+    return sum(1 for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+               if (f := line.split())[2] == remote and f[3] == "01" and f[9] in inodes)
+
+
+def test_a_server_one_worker_finds_down_has_its_connections_closed_by_every_worker(
+        net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
+    """A worker whose connect is refused marks the server down (passive) and signals the supervisor, which
+    passes the signal on: every worker closes its established connections to that server at once."""
+    backend("echo", "A", net.host(23), 8001)
+    b = _EchoServer("B", net.host(24), 8001)
+    held: list[socket.socket] = []
+    try:
+        lb = balancer("workers = 2\n" + service_toml(net, "web", 'port = 8001\nscheduler = "round_robin"',
+                                                     servers=(23, 24), health='kind = "none"\ninterval = 60'))
+        for i in range(16):
+            s = socket.create_connection((net.vip, 8001), source_address=(net.host(60 + i), 0), timeout=5)
+            held.append(s)
+        on_b = [s for s in held if s.recv(100).startswith(b"hello B")]
+        workers = _worker_pids(lb)
+        assert all(_held_by(pid, (net.host(24), 8001)) for pid in workers), "B's connections not in both workers"
+        b.stop_listening()
+        started = time.monotonic()
+        for i in range(6):  # round robin: one of these tries B, is refused and goes to A
+            with socket.create_connection((net.vip, 8001), source_address=(net.host(80 + i), 0), timeout=5) as c:
+                assert c.recv(100).startswith(b"hello A")
+        for s in on_b:
+            assert s.recv(100) == b""  # closed by the balancer (the 5 s timeout would raise instead)
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.3, f"closing took {elapsed:.2f} s"  # about 6 ms; the 1 s sweep would take up to 1 s
+        assert lb.server("web", net.host(24))["state"] == "down"
+        assert "check=passive" in lb.log_events("server_down")[0]
+        assert all(_held_by(pid, (net.host(24), 8001)) == 0 for pid in workers)
+    finally:
+        for s in held:
+            s.close()
+        b.close()
 
 
 def test_workers_reload_on_sighup(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:

@@ -73,6 +73,11 @@ def _wait(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None
         time.sleep(0.1)
 
 
+def _listening(netns: Namespaces, ns: str, wanted: set[str]) -> bool:
+    """Whether every `address:port` in `wanted` has a listening TCP socket in namespace `ns`."""
+    return wanted <= {line.split()[3] for line in netns.run(ns, "ss", "-Hltn").splitlines() if line.strip()}
+
+
 def _start_lb(netns: Namespaces, spawn: Callable[..., Proc], ns: str, cfg: Path, admin: str) -> Proc:
     p = spawn(["ip", "netns", "exec", ns, sys.executable, "-m", "lb", "run", "--config", str(cfg)], f"lb-{ns}")
     _wait(lambda: all(s["last_check"] for svc in netns.state(ns, admin)["services"] for s in svc["servers"]),
@@ -167,6 +172,10 @@ def test_example_config_runs_as_is(netns: Namespaces, spawn: Callable[..., Proc]
                "aiosmtpd.handlers.Sink"], f"smtp-{name}")
         spawn(["ip", "netns", "exec", ns, sys.executable, str(BACKEND), "https", name, addr, "443", "--cert",
                certs[0], "--key", certs[1]], f"https-{name}")
+    # the SMTP check runs every 10 s (the template's interval): a back end still starting at the first check
+    # would stay down for the rest of the test
+    _wait(lambda: _listening(netns, ns, {f"{a}:{p}" for a in ("127.0.0.23", "127.0.0.24") for p in (25, 443)}),
+          "the back ends to listen")
     example = REPO / "docs" / "examples" / "exchange2010.toml"
     _start_lb(netns, spawn, ns, example, "127.0.0.1:9443")
     st = netns.state(ns, "127.0.0.1:9443")

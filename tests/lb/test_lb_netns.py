@@ -73,9 +73,12 @@ def _wait(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None
         time.sleep(0.1)
 
 
-def _listening(netns: Namespaces, ns: str, wanted: set[str]) -> bool:
-    """Whether every `address:port` in `wanted` has a listening TCP socket in namespace `ns`."""
-    return wanted <= {line.split()[3] for line in netns.run(ns, "ss", "-Hltn").splitlines() if line.strip()}
+def _wait_listening(netns: Namespaces, ns: str, addresses: tuple[str, ...], ports: tuple[int, ...]) -> None:
+    """Wait until every address:port has a listening TCP socket in namespace `ns`: a back end still starting
+    when the balancer's first check runs would count as down until its next checks."""
+    wanted = {f"{a}:{p}" for a in addresses for p in ports}
+    _wait(lambda: wanted <= {line.split()[3] for line in netns.run(ns, "ss", "-Hltn").splitlines() if line.strip()},
+          f"back ends listening on {sorted(wanted)}")
 
 
 def _start_lb(netns: Namespaces, spawn: Callable[..., Proc], ns: str, cfg: Path, admin: str) -> Proc:
@@ -109,6 +112,7 @@ address = "127.0.0.23"
 [[virtual_services.real_servers]]
 address = "127.0.0.24"
 """)
+    _wait_listening(netns, ns, ("127.0.0.23", "127.0.0.24"), tuple(int(p) for p in ports.split(",")))
     lb = _start_lb(netns, spawn, ns, cfg, "127.0.0.1:9443")
     assert "redirect to :64999" in netns.run(ns, "nft", "list", "table", "ip", "exha_lb_test")
     seen: dict[str, set[str]] = {}
@@ -160,6 +164,7 @@ interval = 0.5
 [[virtual_services.real_servers]]
 address = "172.31.2.2"
 """)
+    _wait_listening(netns, server, ("172.31.2.2",), (25,))
     _start_lb(netns, spawn, lbns, cfg, "127.0.0.1:9443")
     words = netns.client(client, "line", "172.31.1.28", "25").split()
     assert words[1:] == ["EX", "25", "172.31.1.2"]      # Exchange sees the client's own address
@@ -172,10 +177,7 @@ def test_example_config_runs_as_is(netns: Namespaces, spawn: Callable[..., Proc]
                "aiosmtpd.handlers.Sink"], f"smtp-{name}")
         spawn(["ip", "netns", "exec", ns, sys.executable, str(BACKEND), "https", name, addr, "443", "--cert",
                certs[0], "--key", certs[1]], f"https-{name}")
-    # the SMTP check runs every 10 s (the template's interval): a back end still starting at the first check
-    # would stay down for the rest of the test
-    _wait(lambda: _listening(netns, ns, {f"{a}:{p}" for a in ("127.0.0.23", "127.0.0.24") for p in (25, 443)}),
-          "the back ends to listen")
+    _wait_listening(netns, ns, ("127.0.0.23", "127.0.0.24"), (25, 443))  # the SMTP check runs every 10 s
     example = REPO / "docs" / "examples" / "exchange2010.toml"
     _start_lb(netns, spawn, ns, example, "127.0.0.1:9443")
     st = netns.state(ns, "127.0.0.1:9443")

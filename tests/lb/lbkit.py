@@ -24,6 +24,31 @@ _SECOND = random.Random(os.getpid()).randrange(60, 250)
 _third = iter(range(1, 250))
 
 
+def tcp_address(ip: str, port: int) -> str:
+    """An IPv4 address and port as /proc/net/tcp writes them."""
+    return f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
+
+
+def socket_fds(pid: int) -> dict[str, int]:
+    """The socket inodes process `pid` holds, each with its fd."""
+    out: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:["):
+            out[link[8:-1]] = int(fd)
+    return out
+
+
+def established(pid: int, remotes: set[str]) -> set[str]:
+    """Inodes of the established TCP sockets (in `pid`'s network namespace) whose remote end is in `remotes`
+    (written as `tcp_address` does)."""
+    return {f[9] for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+            if (f := line.split())[2] in remotes and f[3] == "01"}
+
+
 @dataclass
 class Net:
     """A loopback /24 of its own per test: VIP .28, servers .23 and .24, clients .50+."""

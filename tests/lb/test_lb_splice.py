@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 import pytest
-from lbkit import Balancer, Net, Proc, cpu_seconds, free_port, service_toml
+from lbkit import (Balancer, Net, Proc, cpu_seconds, established, free_port, service_toml, socket_fds,
+                   tcp_address)
 
 from lb.dataplane import Listener
 
@@ -108,25 +109,11 @@ def _epoll_sets(pid: int) -> tuple[set[int], set[int]]:
 def _session_fds(pid: int, client: socket.socket, server: tuple[str, int]) -> set[int]:
     """The balancer's two sockets of `client`'s session: the one whose peer is the client, the established one
     to `server` (the only session there; health checks to it come and go)."""
-    def hexaddr(ip: str, port: int) -> str:
-        return f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
-
-    peers = {hexaddr(*client.getsockname()), hexaddr(*server)}
+    peers = {tcp_address(*client.getsockname()), tcp_address(*server)}
     fds: set[int] = set()
     for _ in range(50):  # a health check's connection to the server may be open for a moment: look again
-        inodes = set()
-        for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-            f = line.split()
-            if f[2] in peers and f[3] == "01":  # remote address, state ESTABLISHED
-                inodes.add(f[9])
-        fds = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:[") and link[8:-1] in inodes:
-                fds.add(int(fd))
+        inodes = established(pid, peers)
+        fds = {fd for inode, fd in socket_fds(pid).items() if inode in inodes}
         if len(fds) == 2:
             return fds
         time.sleep(0.02)

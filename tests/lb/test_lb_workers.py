@@ -15,7 +15,7 @@ from typing import Callable
 
 from lb.state import ServerTable
 from roles.balancer.render import health_text
-from lbkit import Balancer, Net, Proc, children, http_get, service_toml
+from lbkit import Balancer, Net, Proc, children, established, http_get, service_toml, socket_fds, tcp_address
 
 
 def _config(net: Net, extra: str = "") -> str:
@@ -196,17 +196,7 @@ class _EchoServer:
 
 def _held_by(pid: int, server: tuple[str, int]) -> int:
     """How many established connections to `server` process `pid` holds."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    remote = f"{socket.inet_aton(server[0])[::-1].hex().upper()}:{server[1]:04X}"
-    return sum(1 for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
-               if (f := line.split())[2] == remote and f[3] == "01" and f[9] in inodes)
+    return len(established(pid, {tcp_address(*server)}) & socket_fds(pid).keys())
 
 
 def test_a_server_one_worker_finds_down_has_its_connections_closed_by_every_worker(

@@ -226,7 +226,7 @@ class Session(asyncio.Protocol):
             if b"\r\n\r\n" in head or len(head) > MAX_HEAD:
                 self.pending = [head]
                 self.started = True
-                self.listener.waiting.discard(self)
+                self.listener.keeper.waiting.discard(self)
                 self.transport.pause_reading()
                 cookie = find_cookie(head, self.service.cookie_name) if self.service.cookie_name else None
                 self.task = self.loop.create_task(self._connect(cookie))
@@ -270,7 +270,7 @@ class Session(asyncio.Protocol):
                 self.insert_cookie = None
             self.timed_out = False
             self.connect_deadline = self.loop.time() + service.connect_timeout
-            connecting = self.listener.connecting
+            connecting = self.listener.keeper.connecting
             self.listener.keeper.connect_started(self)  # one timer for all pending connects, none per connect
             try:
                 if service.vs.transparent:
@@ -351,7 +351,7 @@ class Session(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        self.listener.waiting.discard(self)
+        self.listener.keeper.waiting.discard(self)
         self.transport.close()
         if self.upstream is not None:
             self.upstream.close()
@@ -365,7 +365,7 @@ class Session(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        self.listener.waiting.discard(self)
+        self.listener.keeper.waiting.discard(self)
         self.transport.abort()
         if self.upstream is not None:
             self.upstream.abort()
@@ -404,8 +404,7 @@ class Keeper:
                 timer.cancel()
             self.connect_due = due
             self.connect_timer = self.loop.call_at(due, self._connect_check)
-        if self.sweep_timer is None:
-            self.sweep_timer = self.loop.call_later(self.period, self._sweep)
+        self.wake()
 
     def wait_started(self, s: Session) -> None:
         """`s` waits for its client's first request head (the idle timeout applies)."""
@@ -447,16 +446,15 @@ class Keeper:
 class Listener:
     """One listening socket; `service` is swapped on reload. A port-`*` listener has `wildcard` instead."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, table: ServerTable, address: str, port: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, table: ServerTable, address: str, port: int,
+                 keeper: Keeper) -> None:
         self.loop, self.table, self.address, self.port = loop, table, address, port
+        self.keeper = keeper  # the process's: its pending connects and waiting clients
         self.service: ServiceRuntime | None = None
         self.wildcard: dict[str, ServiceRuntime] = {}
         self.server: asyncio.AbstractServer | None = None
         self.raw_sock: socket.socket | None = None
         self.poller: poller.Poller | None = None
-        self.keeper: Keeper | None = None
-        self.connecting: set[Session | splice.RawSession] = set()
-        self.waiting: set[Session] = set()
 
     async def start(self, ssl_ctx: ssl.SSLContext | None, raw: bool = False) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -503,8 +501,6 @@ class Dataplane:
         self.generation = -1
         self.retired: dict[str, tuple[Backend, float]] = {}
         self.keeper = Keeper(self.loop, self.sweep)
-        self.connecting = self.keeper.connecting
-        self.waiting = self.keeper.waiting
         self.config: Config | None = None
 
     async def apply(self, config: Config) -> None:
@@ -548,10 +544,7 @@ class Dataplane:
             for key, rts in wanted.items():
                 if key in self.listeners and key[2] != "tls":
                     continue
-                lst = Listener(self.loop, self.table, key[0], key[1])
-                lst.keeper = self.keeper
-                lst.connecting = self.connecting
-                lst.waiting = self.waiting
+                lst = Listener(self.loop, self.table, key[0], key[1], self.keeper)
                 # a TLS listener is re-created to pick up new certificates
                 await lst.start(rts[0].server_ssl, raw=key[2] == "raw")
                 created[key] = lst
@@ -626,7 +619,7 @@ class Dataplane:
                 for s in list(b.sessions):
                     if draining or now - s.last > idle:
                         s.abort()
-        for s in [s for s in self.waiting if now - s.last > s.service.vs.timeouts.idle]:
+        for s in [s for s in self.keeper.waiting if now - s.last > s.service.vs.timeouts.idle]:
             s.abort()
         for key, (b, deadline) in list(self.retired.items()):
             if not b.sessions:
@@ -635,7 +628,7 @@ class Dataplane:
                 for s in list(b.sessions):
                     s.abort()
         self.publish()
-        return bool(self.connecting or self.waiting or self.retired or
+        return bool(self.keeper.connecting or self.keeper.waiting or self.retired or
                     any(b.sessions for b in self.backends.values()))
 
     def connections(self) -> int:
@@ -655,7 +648,7 @@ class Dataplane:
         for b in list(self.backends.values()) + [b for b, _ in self.retired.values()]:
             for s in list(b.sessions):
                 s.abort()
-        for s in list(self.waiting):
+        for s in list(self.keeper.waiting):
             s.abort()
         self.keeper.stop()
         self.publish()

@@ -173,18 +173,18 @@ class RawSession:
         self.usock, self.ufd = sock, sock.fileno()
         err = sock.connect_ex((b.address, self.port))
         if err == 0:
-            self.listener.keeper.wake()  # type: ignore[union-attr]
+            self.listener.keeper.wake()
             self._connected()
         elif err == errno.EINPROGRESS:
             self.timed_out = False
             self.connect_deadline = self.loop.time() + service.connect_timeout
-            self.listener.keeper.connect_started(self)  # type: ignore[union-attr]  # one timer for all connects
+            self.listener.keeper.connect_started(self)  # one timer for all connects
             self.poller.watch(self.ufd, OUT, self._on_connect)
         else:
             self._connect_failed(err)
 
     def _on_connect(self, events: int) -> None:
-        self.listener.connecting.discard(self)
+        self.listener.keeper.connecting.discard(self)
         if events & (ERR | HUP):  # a failed connect reports an error; a good one only that it can write
             err = self.usock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
             self._connect_failed(err or errno.ECONNREFUSED)
@@ -392,7 +392,7 @@ class RawSession:
             return
         self.closed = True
         poller = self.poller
-        self.listener.connecting.discard(self)
+        self.listener.keeper.connecting.discard(self)
         if self.masks[0] == LOOP:
             self._leave_loop()
         poller.forget(self.cfd)

@@ -16,7 +16,7 @@ import pytest
 from lbkit import (Balancer, Net, Proc, cpu_seconds, established, free_port, service_toml, socket_fds,
                    tcp_address)
 
-from lb.dataplane import Listener
+from lb.dataplane import Keeper, Listener
 
 
 def _config(net: Net, port: int) -> str:
@@ -202,7 +202,8 @@ def test_accepted_client_sockets_send_short_segments_at_once() -> None:
     answer is not held back (Nagle) until the client's delayed ACK, 40 ms later."""
     async def scenario() -> None:
         port = free_port()
-        lst = Listener(asyncio.get_running_loop(), None, "127.0.0.1", port)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        lst = Listener(loop, None, "127.0.0.1", port, Keeper(loop, lambda: False))  # type: ignore[arg-type]
         await lst.start(None, raw=True)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -130,6 +131,15 @@ class Balancer:
 
     def log_events(self, name: str) -> list[str]:
         return [ln for ln in self.proc.text().splitlines() if f"event={name} " in ln or ln.endswith(f"event={name}")]
+
+
+def keepalive(net: Net, port: int) -> tuple[socket.socket, str]:
+    """A keep-alive connection through the balancer after one request, and the server (`X-Server`) that
+    answered it."""
+    s = socket.create_connection((net.vip, port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    server = re.search(rb"X-Server: (\S+)", s.recv(4096))
+    return s, server.group(1).decode() if server else ""
 
 
 def http_get(address: str, port: int, path: str = "/", headers: dict[str, str] | None = None,

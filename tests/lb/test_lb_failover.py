@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from lbkit import Balancer, Net, Proc, http_get
+from lbkit import Balancer, Net, Proc, http_get, keepalive
 
 
 def _config(net: Net, port: int, health: str, extra: str = "") -> str:
@@ -113,10 +113,9 @@ def teardown_function() -> None:
 def _held(net: Net, port: int, want: str) -> socket.socket:
     """A keep-alive connection through the balancer that landed on server `want`."""
     for _ in range(6):
-        s = socket.create_connection((net.vip, port), timeout=5)
+        s, server = keepalive(net, port)
         _OPEN.append(s)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        if f"X-Server: {want}".encode() in s.recv(4096):
+        if server == want:
             return s
         s.close()
     raise AssertionError(f"no connection landed on {want}")

@@ -15,7 +15,8 @@ from typing import Callable
 
 from lb.state import ServerTable
 from roles.balancer.render import health_text
-from lbkit import Balancer, Net, Proc, children, established, http_get, service_toml, socket_fds, tcp_address
+from lbkit import (Balancer, Net, Proc, children, established, http_get, keepalive, service_toml, socket_fds,
+                   tcp_address)
 
 
 def _config(net: Net, extra: str = "") -> str:
@@ -120,14 +121,6 @@ def test_idle_workers_set_no_timer(net: Net, backend: Callable[..., Proc],
     assert http_get(net.vip, 8001)[0] == 200  # and a new client is served as before
 
 
-def _keepalive(net: Net) -> tuple[socket.socket, str]:
-    """A keep-alive connection through the balancer and the server that answered on it."""
-    s = socket.create_connection((net.vip, 8001), timeout=5)
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    head = s.recv(4096)
-    return s, "B" if b"X-Server: B" in head else "A"
-
-
 def test_workers_close_a_disabled_servers_connections_at_once(net: Net, backend: Callable[..., Proc],
                                                               balancer: Callable[..., Balancer]) -> None:
     """A state change made in the supervisor (here the admin API) reaches every worker as a signal, not on a
@@ -135,7 +128,7 @@ def test_workers_close_a_disabled_servers_connections_at_once(net: Net, backend:
     backend("http", "A", net.host(23), 8001)
     backend("http", "B", net.host(24), 8001)
     lb = balancer(_config(net), token="t0ken")
-    held = [_keepalive(net) for _ in range(12)]
+    held = [keepalive(net, 8001) for _ in range(12)]
     try:
         on_b = [s for s, server in held if server == "B"]
         on_a = [s for s, server in held if server == "A"]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from lb import log, poller, splice
 from lb.config import Config, VirtualService
+from lb.handoff import Handoff, Moved
 from lb.persistence import SharedSourceMemory, SourceTable, cookie_value, find_cookie
 from lb.scheduling import Scheduler, make
 from lb.sockopts import original_dst, transparent_socket
@@ -447,9 +448,10 @@ class Listener:
     """One listening socket; `service` is swapped on reload. A port-`*` listener has `wildcard` instead."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, table: ServerTable, address: str, port: int,
-                 keeper: Keeper) -> None:
+                 keeper: Keeper, handoff: Handoff | None = None) -> None:
         self.loop, self.table, self.address, self.port = loop, table, address, port
         self.keeper = keeper  # the process's: its pending connects and waiting clients
+        self.handoff = handoff  # the workers' (lb/handoff.py), when there are several
         self.service: ServiceRuntime | None = None
         self.wildcard: dict[str, ServiceRuntime] = {}
         self.server: asyncio.AbstractServer | None = None
@@ -489,7 +491,8 @@ class Listener:
 class Dataplane:
     """Every listener and session of this process; `apply` swaps configuration in place."""
 
-    def __init__(self, table: ServerTable, memory: SharedSourceMemory, worker: int = 0) -> None:
+    def __init__(self, table: ServerTable, memory: SharedSourceMemory, worker: int = 0,
+                 handoff: Handoff | None = None) -> None:
         self.table = table
         self.memory = memory
         self.worker = worker
@@ -501,6 +504,9 @@ class Dataplane:
         self.generation = -1
         self.retired: dict[str, tuple[Backend, float]] = {}
         self.keeper = Keeper(self.loop, self.sweep)
+        self.handoff = handoff
+        # where sessions passed from another worker live: a listener of this process that never listens
+        self.home = Listener(self.loop, table, "", 0, self.keeper, handoff)
         self.config: Config | None = None
 
     async def apply(self, config: Config) -> None:
@@ -544,7 +550,7 @@ class Dataplane:
             for key, rts in wanted.items():
                 if key in self.listeners and key[2] != "tls":
                     continue
-                lst = Listener(self.loop, self.table, key[0], key[1], self.keeper)
+                lst = Listener(self.loop, self.table, key[0], key[1], self.keeper, self.handoff)
                 # a TLS listener is re-created to pick up new certificates
                 await lst.start(rts[0].server_ssl, raw=key[2] == "raw")
                 created[key] = lst
@@ -575,6 +581,20 @@ class Dataplane:
         self.changed()
         if self.retired:
             self.keeper.wake()
+
+    def adopt(self, moved: Moved) -> None:
+        """A long-lived session another worker passed to this one (lb/handoff.py)."""
+        if self.home.poller is None:
+            self.home.poller = poller.for_loop(self.loop)
+        rt = self.services.get(moved.service)
+        b = self.backends.get(moved.backend)
+        if b is None:  # this worker has reloaded to a config without that server: it drains as a removed one
+            b = self.retired.get(moved.backend, (None, 0.0))[0]
+            if b is None:
+                b = Backend(moved.backend, moved.service, "", None, 0, self.table.slot(moved.backend))
+                drain = rt.vs.timeouts.drain if rt is not None else 0.0
+                self.retired[moved.backend] = (b, time.time() + drain)
+        splice.RawSession.adopt(self.home, moved, rt, b)
 
     def publish(self) -> None:
         """Write this process's counters into the shared table."""

@@ -23,6 +23,7 @@ from lb.admin import Admin, View
 from lb.config import Config, load
 from lb.dataplane import Dataplane
 from lb.errors import ConfigError, NftError
+from lb.handoff import Handoff
 from lb.health import Monitor, Target
 from lb.persistence import SharedSourceMemory
 from lb.state import DRAIN, ENABLED, ServerTable
@@ -78,6 +79,10 @@ class Runner:
         self.config = load(path)
         self.table = ServerTable(self.config.workers)
         self.memory = SharedSourceMemory()
+        # long-lived sessions move to the least loaded worker (made here so that every worker inherits it)
+        self.handoff = Handoff(self.config.workers) if self.config.workers > 1 else None
+        if self.handoff is not None:
+            self.handoff.listening = self.table.is_listening
         self.children: dict[int, int] = {}  # pid -> worker index
         self.pidfds: dict[int, int] = {}  # pid -> its pidfd, readable once the worker has exited
         self.polling: asyncio.Task[None] | None = None  # reaps by polling where a pidfd could not be had
@@ -212,6 +217,8 @@ class Runner:
             self._reap()
             await asyncio.sleep(0.05)
         self._signal_children(signal.SIGKILL)
+        if self.handoff is not None:
+            self.handoff.close()
         if self.monitor is not None:
             await self.monitor.close()
         try:
@@ -249,13 +256,15 @@ class Runner:
     async def _worker(self, index: int) -> int:
         loop = asyncio.get_running_loop()
         self.children = {}
-        dp = Dataplane(self.table, self.memory, index)
+        dp = Dataplane(self.table, self.memory, index, self.handoff)
         try:
             await dp.apply(self.config)
         except OSError as exc:
             log.event(log.runner, logging.ERROR, "worker_failed", worker=index, reason=str(exc))
             return 1
         self.table.set_listening(index, True)
+        if self.handoff is not None:
+            self.handoff.start(loop, index, dp.adopt)
         stop = asyncio.Event()
         supervisor = self.pid
 

@@ -7,7 +7,8 @@ costs little to enter and leave: right for the many connections that carry one r
 PROMOTE_AFTER requests is long-lived (keep-alive HTTP, Outlook's RPC, an SMTP conversation): it moves to the event
 loop's own readers, which wake it without the Poller's second epoll_wait and dispatch (measured: 4-7 % less CPU per
 request at a fixed rate, the same at saturation, in docs/benchmarks.md). It goes back to the Poller as soon as
-anything but plain reading is needed (a slow receiver, an end). A RawSession offers the same face to the data
+anything but plain reading is needed (a slow receiver, an end). With several workers, a session that turns
+long-lived is first offered to a worker holding fewer long-lived sessions (lb/handoff.py). A RawSession offers the same face to the data
 plane's housekeeping (`last`, `abort()`, `connect_timed_out()`) as a Protocol session.
 """
 
@@ -22,6 +23,7 @@ from _socket import socket as Socket  # the C socket type: socket.socket adds a 
 from typing import TYPE_CHECKING
 
 from lb import log
+from lb.handoff import Handoff, Moved
 from lb.poller import ERR, HUP, IN, OUT, RDHUP, Poller
 from lb.sockopts import original_dst, transparent_socket
 
@@ -229,8 +231,8 @@ class RawSession:
         if events == IN and self.masks[0] == WATCH:  # the common case: bytes to move, nothing else going on
             if self._pump(0):
                 self.rounds += 1
-                if self.rounds == PROMOTE_AFTER and self.masks[1] == WATCH:
-                    self._promote()
+                if self.rounds == PROMOTE_AFTER:
+                    self._long_lived()
         else:
             self._event(0, events)
 
@@ -262,6 +264,54 @@ class RawSession:
                     self._close()
                 else:  # its last bytes still wait for the other side: stop hearing HUP until they are gone
                     self._park(side)
+
+    def _long_lived(self) -> None:
+        """The session has carried PROMOTE_AFTER requests: pass it to a worker that holds fewer long-lived
+        sessions (lb/handoff.py), or keep it and, when nothing else is going on, promote it."""
+        handoff = self.listener.handoff
+        if self.masks[1] == WATCH:
+            if handoff is not None:
+                worker = handoff.target()
+                if worker >= 0 and self._hand_off(handoff, worker):
+                    return
+            self._promote()
+        if handoff is not None:
+            handoff.held(1)
+
+    def _hand_off(self, handoff: Handoff, worker: int) -> bool:
+        """Give both sockets to `worker`; True when it has them (this process then forgets the session)."""
+        b = self.backend
+        # out of the poller first: epoll would go on reporting a socket that another process still holds open
+        self.poller.unwatch(self.cfd)
+        self.poller.unwatch(self.ufd)
+        if not handoff.send(worker, Moved(self.cfd, self.ufd, self.service.name, b.key, self.client_ip,  # type: ignore[union-attr]
+                                          self.dst_port, handoff.index)):
+            self._watch_both()
+            return False
+        self.closed = True
+        self.csock.close()
+        self.usock.close()  # type: ignore[union-attr]
+        b.active -= 1  # type: ignore[union-attr]
+        b.sessions.discard(self)  # type: ignore[union-attr]
+        return True
+
+    @classmethod
+    def adopt(cls, home: Listener, moved: Moved, service: ServiceRuntime | None, backend: Backend) -> RawSession:
+        """Carry on a long-lived session another worker passed to this one: straight onto the loop's readers."""
+        s = cls(home, Socket(socket.AF_INET, socket.SOCK_STREAM, 0, moved.client), moved.client_ip)
+        usock = Socket(socket.AF_INET, socket.SOCK_STREAM, 0, moved.server)
+        s.usock, s.ufd = usock, usock.fileno()
+        if service is not None:
+            s.service = service
+        s.dst_port = moved.dst_port
+        s.backend = backend
+        s.rounds = PROMOTE_AFTER
+        backend.active += 1
+        backend.sessions.add(s)  # type: ignore[arg-type]
+        s._promote()
+        home.handoff.held(1)  # type: ignore[union-attr]
+        home.keeper.wake()
+        return s
 
     def _promote(self) -> None:
         """Long-lived: read both sides through the event loop's readers from now on (see the module's doc)."""
@@ -393,6 +443,8 @@ class RawSession:
         self.closed = True
         poller = self.poller
         self.listener.keeper.connecting.discard(self)
+        if self.rounds >= PROMOTE_AFTER and self.listener.handoff is not None:
+            self.listener.handoff.held(-1)
         if self.masks[0] == LOOP:
             self._leave_loop()
         poller.forget(self.cfd)

@@ -133,6 +133,9 @@ class ServerTable:
         """A worker has (or no longer has) its listeners open."""
         self.mem[self._listening_off + worker] = int(listening)
 
+    def is_listening(self, worker: int) -> bool:
+        return self.mem[self._listening_off + worker] == 1
+
     def listening(self) -> int:
         """How many workers have their listeners open."""
         return sum(self.mem[self._listening_off:self._listening_off + self.workers])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -258,3 +259,45 @@ def _state(pid: int) -> str:
             return fh.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_long_lived_sessions_are_spread_over_the_workers(net: Net, backend: Callable[..., Proc],
+                                                         balancer: Callable[..., Balancer]) -> None:
+    """Connections the kernel's hash gave to one worker: once each has carried a few requests (long-lived), the
+    worker passes half of them to the other, and every one goes on working, with the same server behind it."""
+    backend("echo", "A", net.host(23), 8001)
+    backend("echo", "B", net.host(24), 8001)
+    lb = balancer("workers = 2\n" + service_toml(net, "relay", 'port = 8001\nscheduler = "round_robin"',
+                                                 servers=(23, 24), health='kind = "tcp"\ninterval = 0.5'))
+    workers = _worker_pids(lb)
+    opened = [socket.create_connection((net.vip, 8001), source_address=(net.host(60 + i), 0), timeout=5)
+              for i in range(40)]
+    greeting = {s: s.recv(100) for s in opened}
+    first = workers[0]
+    held = socket_fds(first).keys()
+    mine = [s for s in opened if established(first, {tcp_address(*s.getsockname())}) & held]
+    for s in opened:
+        if s not in mine:  # keep only the connections the hash gave to the first worker
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+    try:
+        assert len(mine) >= 8, f"the hash gave the first worker only {len(mine)} of 40 connections"
+
+        def where() -> list[int]:
+            remotes = {tcp_address(*s.getsockname()) for s in mine}
+            return [len(established(pid, remotes) & socket_fds(pid).keys()) for pid in workers]
+
+        assert where() == [len(mine), 0]
+        for rnd in range(6):  # long-lived after 4 requests; each line comes back from the same server
+            for s in mine:
+                s.sendall(f"line {rnd}\n".encode())
+                assert s.recv(100) == f"line {rnd}\n".encode()
+        counts = where()
+        assert sum(counts) == len(mine) and abs(counts[0] - counts[1]) <= 1, counts
+        # each server's open connections, as the workers count them, are still the ones it greeted
+        greeted = Counter(greeting[s].split()[1].decode() for s in mine)
+        servers = {s["address"]: s["connections"] for s in lb.state()["services"][0]["servers"]}
+        assert servers == {net.host(23): greeted["A"], net.host(24): greeted["B"]}
+    finally:
+        for s in mine:
+            s.close()

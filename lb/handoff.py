@@ -1,0 +1,162 @@
+"""Spreading long-lived connections evenly over the worker processes.
+
+The kernel hands each new connection to a worker by a hash of its addresses (SO_REUSEPORT). Over thousands of
+clients that evens out; over a few dozen long-lived ones (a reverse proxy's pooled connections, Outlook's RPC
+channels from one office, an SMTP relay) one worker can carry twice the other's load. So when a plain-TCP session
+turns out to be long-lived (it has carried a few requests, see lb/splice.py) and another listening worker holds
+fewer long-lived sessions, this worker passes both of its sockets to that worker (SCM_RIGHTS over a
+SOCK_SEQPACKET socket pair made before the fork) instead of keeping it. The connection itself never notices.
+
+Counts live in one shared map, each number written by one process only: `long[w]` (long-lived sessions worker
+w holds), `sent[a][b]` (sessions a has passed to b) and `taken[b][a]` (those b has taken in). A worker judges
+another by `long + sent - taken`, so sessions on their way count at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mmap
+import os
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lb import log
+
+_Q = struct.Struct("<q")
+MAX_META = 512
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What a worker needs to carry on a session another worker started: its sockets and whose it is."""
+
+    client: int  # fd of the client's socket
+    server: int  # fd of the server's socket
+    service: str
+    backend: str  # the real server's key (RealServer.key)
+    client_ip: str
+    dst_port: int
+    sender: int
+
+    def meta(self) -> bytes:
+        return "\0".join((self.service, self.backend, self.client_ip, str(self.dst_port),
+                          str(self.sender))).encode()
+
+    @classmethod
+    def parse(cls, data: bytes, fds: list[int]) -> Moved:
+        service, backend, client_ip, dst_port, sender = data.decode().split("\0")
+        return cls(fds[0], fds[1], service, backend, client_ip, int(dst_port), int(sender))
+
+
+class Handoff:
+    """The shared counts and one socket pair per worker; made by the supervisor before it forks."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.index = -1  # this process's worker index, once `start` has run in it
+        n = workers
+        self._long = 0
+        self._sent = self._long + n * _Q.size
+        self._taken = self._sent + n * n * _Q.size
+        self.mem = mmap.mmap(-1, self._taken + n * n * _Q.size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        self.pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(n)]
+        for receive, send in self.pairs:
+            receive.setblocking(False)
+            send.setblocking(False)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.adopt: Callable[[Moved], None] | None = None
+        self.listening: Callable[[int], bool] = lambda w: True
+
+    # -- counts ---------------------------------------------------------------------------------------------
+    def _get(self, off: int) -> int:
+        return _Q.unpack_from(self.mem, off)[0]
+
+    def _add(self, off: int, delta: int) -> None:
+        _Q.pack_into(self.mem, off, _Q.unpack_from(self.mem, off)[0] + delta)
+
+    def long(self, worker: int) -> int:
+        return self._get(self._long + worker * _Q.size)
+
+    def held(self, delta: int) -> None:
+        """This worker now holds `delta` more (or fewer) long-lived sessions."""
+        self._add(self._long + self.index * _Q.size, delta)
+
+    def _sent_off(self, src: int, dst: int) -> int:
+        return self._sent + (src * self.workers + dst) * _Q.size
+
+    def _taken_off(self, dst: int, src: int) -> int:
+        return self._taken + (dst * self.workers + src) * _Q.size
+
+    def load(self, worker: int) -> int:
+        """Long-lived sessions `worker` holds, as this worker sees it (its own passes to it included)."""
+        return (self.long(worker) + self._get(self._sent_off(self.index, worker))
+                - self._get(self._taken_off(worker, self.index)))
+
+    def target(self) -> int:
+        """The listening worker to pass a new long-lived session to, or -1 to keep it (no worker holds fewer
+        than this one: passing it on would only move the imbalance)."""
+        mine = self.long(self.index)
+        best, best_load = -1, mine
+        for w in range(self.workers):
+            if w != self.index and self.listening(w):
+                load = self.load(w)
+                if load < best_load:
+                    best, best_load = w, load
+        return best
+
+    # -- moving -----------------------------------------------------------------------------------------------
+    def send(self, dst: int, moved: Moved) -> bool:
+        """Pass `moved`'s sockets to worker `dst`; False (and nothing sent) when its queue is full."""
+        try:
+            socket.send_fds(self.pairs[dst][1], [moved.meta()], [moved.client, moved.server], socket.MSG_DONTWAIT)
+        except OSError:  # full (EAGAIN) or gone: this worker keeps the session
+            return False
+        self._add(self._sent_off(self.index, dst), 1)
+        return True
+
+    def start(self, loop: asyncio.AbstractEventLoop, index: int, adopt: Callable[[Moved], None]) -> None:
+        """In worker `index`: take in sessions passed to it (first those queued while no worker read them)."""
+        self.loop, self.index, self.adopt = loop, index, adopt
+        for w, (receive, send) in enumerate(self.pairs):
+            if w != index:
+                receive.close()  # only the owner reads its queue
+        # a respawned worker starts with none held; its `taken` counts go on from its predecessor's, and what
+        # was sent to that one and not yet taken is still in the queue (the supervisor holds every pair)
+        _Q.pack_into(self.mem, self._long + index * _Q.size, 0)
+        self.receive()
+        loop.add_reader(self.pairs[index][0].fileno(), self.receive)
+
+    def receive(self) -> None:
+        """Take in every session waiting in this worker's queue."""
+        sock = self.pairs[self.index][0]
+        while True:
+            try:
+                data, fds, flags, _ = socket.recv_fds(sock, MAX_META, 2, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.event(log.access, logging.ERROR, "handoff_failed", reason=os.strerror(exc.errno or 0))
+                return
+            if not data and not fds:
+                return
+            try:
+                moved = Moved.parse(data, fds) if len(fds) == 2 else None
+            except ValueError:
+                moved = None
+            if moved is None or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+                for fd in fds:
+                    os.close(fd)
+                log.event(log.access, logging.ERROR, "handoff_failed", reason="malformed message")
+                continue
+            self._add(self._taken_off(self.index, moved.sender), 1)
+            self.adopt(moved)  # type: ignore[misc]
+
+    def close(self) -> None:
+        """Close every socket pair and the shared map (the supervisor at its end; tests)."""
+        for receive, send in self.pairs:
+            receive.close()
+            send.close()
+        self.mem.close()

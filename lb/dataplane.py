@@ -1,4 +1,5 @@
-"""The data plane: listeners per virtual service, server choice, and the Protocol-based TCP/TLS/HTTP proxy.
+"""The data plane: listeners per virtual service, server choice, and the Protocol-based TCP/TLS proxy (HTTP
+mode builds on it in lb/httpmode.py; plain TCP runs on raw sockets in lb/splice.py).
 
 One `Dataplane` per process. It reads server state from the shared ServerTable, marks a server down the moment
 a connect to it fails (and retries the client elsewhere), closes or drains connections when servers go down
@@ -18,12 +19,11 @@ from collections.abc import Callable
 from lb import log, poller, splice
 from lb.config import Config, VirtualService
 from lb.handoff import Handoff, Moved
-from lb.persistence import SharedSourceMemory, SourceTable, cookie_value, find_cookie
+from lb.persistence import SharedSourceMemory, SourceTable, cookie_value
 from lb.scheduling import Scheduler, make
 from lb.sockopts import original_dst, transparent_socket
 from lb.state import DISABLED, DRAIN, ServerTable
 
-MAX_HEAD = 65536
 SWEEP = 1.0  # longest period of the idle/drain sweep; shorter when a service's idle or drain timeout is short
 HIGH_WATER = 256 * 1024
 
@@ -116,44 +116,17 @@ def _client_context(vs: VirtualService) -> ssl.SSLContext:
 class Upstream(asyncio.Protocol):
     """The server side of one proxied connection."""
 
-    __slots__ = ("s", "b", "head", "rewrite")
+    __slots__ = ("s", "b")
 
     def __init__(self, session: Session, backend: Backend) -> None:
         self.s = session
         self.b = backend
-        self.head = b""
-        self.rewrite = session.insert_cookie is not None
 
     def data_received(self, data: bytes) -> None:
         s = self.s
         s.last = s.loop.time()
         self.b.bytes_out += len(data)
-        if self.rewrite:
-            data = self._rewrite(data)
-            if not data:
-                return
         s.transport.write(data)
-
-    def _rewrite(self, data: bytes) -> bytes:
-        """Insert the persistence cookie into the first final response head."""
-        self.head += data
-        out = b""
-        while self.rewrite:
-            end = self.head.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.head) > MAX_HEAD:
-                    self.rewrite = False
-                    break
-                return out
-            head, self.head = self.head[:end + 2], self.head[end + 4:]
-            if head[9:10] == b"1":  # 1xx interim response: pass on, keep looking
-                out += head + b"\r\n"
-                continue
-            out += head + self.s.insert_cookie + b"\r\n"  # type: ignore[operator]
-            self.rewrite = False
-        out += self.head
-        self.head = b""
-        return out
 
     def eof_received(self) -> bool:
         return self.s.half_close(from_client=False)
@@ -171,8 +144,10 @@ class Upstream(asyncio.Protocol):
 class Session(asyncio.Protocol):
     """The client side of one proxied connection; owns the pairing with its Upstream."""
 
+    upstream_class: type[Upstream] = Upstream
+
     __slots__ = ("listener", "loop", "transport", "upstream", "backend", "service", "client_ip", "dst_port",
-                 "pending", "last", "closed", "insert_cookie", "eofs", "started", "timed_out", "task",
+                 "pending", "last", "closed", "eofs", "timed_out", "task",
                  "connect_deadline")
 
     def __init__(self, listener: Listener) -> None:
@@ -182,9 +157,7 @@ class Session(asyncio.Protocol):
         self.backend: Backend | None = None
         self.pending: list[bytes] = []
         self.closed = False
-        self.insert_cookie: bytes | None = None
         self.eofs = 0
-        self.started = False
         self.task: asyncio.Task[None] | None = None
 
     # -- client events ------------------------------------------------------------------------------------
@@ -209,7 +182,6 @@ class Session(asyncio.Protocol):
         self.service = service
         if not service.http:
             transport.pause_reading()
-            self.started = True
             self.task = self.loop.create_task(self._connect(None))
         else:
             self.listener.keeper.wait_started(self)  # until its first request head arrives (idle timeout applies)
@@ -221,20 +193,11 @@ class Session(asyncio.Protocol):
             self.backend.bytes_in += len(data)  # type: ignore[union-attr]
             up.write(data)
             return
-        self.pending.append(data)
-        if not self.started:
-            head = b"".join(self.pending)
-            if b"\r\n\r\n" in head or len(head) > MAX_HEAD:
-                self.pending = [head]
-                self.started = True
-                self.listener.keeper.waiting.discard(self)
-                self.transport.pause_reading()
-                cookie = find_cookie(head, self.service.cookie_name) if self.service.cookie_name else None
-                self.task = self.loop.create_task(self._connect(cookie))
+        self.pending.append(data)  # while the connect is under way
 
     def eof_received(self) -> bool:
         if self.upstream is None:
-            if not self.started or not self.transport.can_write_eof():
+            if not self.transport.can_write_eof():
                 self._close()
                 return False
             self.eofs = -1  # the client finished sending while we connect: pass the EOF on after attaching
@@ -260,15 +223,9 @@ class Session(asyncio.Protocol):
             b = service.choose(self.client_ip, exclude, cookie)
             if b is None:
                 log.event(log.access, logging.WARNING, "no_server", service=service.name, client=self.client_ip)
-                self._close()
+                self.no_server()
                 return
             port = service.target_port(b, self.dst_port)
-            if service.cookie_name and cookie != b.cookie:
-                secure = b"; Secure" if service.server_ssl else b""
-                self.insert_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() +
-                                      b"; Path=/; HttpOnly" + secure + b"\r\n")
-            else:
-                self.insert_cookie = None
             self.timed_out = False
             self.connect_deadline = self.loop.time() + service.connect_timeout
             connecting = self.listener.keeper.connecting
@@ -282,11 +239,11 @@ class Session(asyncio.Protocol):
                         sock.close()
                         raise
                     tr, _ = await self.loop.create_connection(
-                        lambda: Upstream(self, b), sock=sock, ssl=service.client_ssl,
+                        lambda: self.upstream_class(self, b), sock=sock, ssl=service.client_ssl,
                         server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
                 else:
                     tr, _ = await self.loop.create_connection(
-                        lambda: Upstream(self, b), b.address, port, ssl=service.client_ssl,
+                        lambda: self.upstream_class(self, b), b.address, port, ssl=service.client_ssl,
                         server_hostname=(service.vs.tls.server_name or b.address) if service.client_ssl else None)
             except (OSError, ssl.SSLError, asyncio.CancelledError) as exc:
                 if isinstance(exc, asyncio.CancelledError) and not self.timed_out:
@@ -305,6 +262,10 @@ class Session(asyncio.Protocol):
                 return
             self._attach(b, tr)  # type: ignore[arg-type]
             return
+
+    def no_server(self) -> None:
+        """No server can take this client."""
+        self._close()
 
     def connect_timed_out(self) -> None:
         """The connect to a server took longer than the service's connect timeout: give up on that server."""
@@ -477,7 +438,13 @@ class Listener:
             self.poller = poller.for_loop(self.loop)
             self.loop.add_reader(sock.fileno(), splice.accept, self, sock)
             return
-        self.server = await self.loop.create_server(lambda: Session(self), sock=sock, ssl=ssl_ctx, backlog=4096)
+        from lb.httpmode import HttpSession  # it builds on this module's Session
+
+        def session() -> Session:  # per-request routing for an HTTP-mode service (looked up per connection:
+            service = self.service  # a reload may change the mode)
+            return HttpSession(self) if service is not None and service.http else Session(self)
+
+        self.server = await self.loop.create_server(session, sock=sock, ssl=ssl_ctx, backlog=4096)
 
     def close(self) -> None:
         if self.server is not None:

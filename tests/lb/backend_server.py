@@ -4,7 +4,9 @@
 
 http/https: HTTP/1.1 with keep-alive; every response names the server (body and X-Server header);
   /<vdir>/healthcheck.htm answers 200 (503 while the --down-flag file exists); /owa/ answers 302;
-  /status/NNN answers NNN; /bytes/N answers N bytes.
+  /status/NNN answers NNN; /bytes/N answers N bytes; /chunked/N answers N bytes in chunks; /bye answers,
+  then closes the connection; /upgrade switches protocols (101) and echoes lines. Request bodies (length or
+  chunked) are read; X-Body gives their size and hash. HEAD answers carry no body.
 echo: on connect sends "hello NAME LOCALPORT PEERIP\\n", then echoes every line back.
 sink: on connect sends "ready NAME\\n" and ends its sending side at once, waits a second, then reads slowly
   (pausing between reads) until the client's end, and appends "BYTES SHA256" to the --report file.
@@ -97,11 +99,25 @@ def http(name: str, down_flag: str):  # type: ignore[no-untyped-def]
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 line = head.split(b"\r\n", 1)[0].decode()
+                method = line.split(" ")[0]
                 path = line.split(" ")[1] if " " in line else "/"
                 cookie = b""
+                length, chunked = 0, False
                 for h in head.split(b"\r\n")[1:]:
                     if h.lower().startswith(b"cookie:"):
                         cookie = h[7:].strip()
+                    elif h.lower().startswith(b"content-length:"):
+                        length = int(h[15:])
+                    elif h.lower().startswith(b"transfer-encoding:") and b"chunked" in h.lower():
+                        chunked = True
+                received = await _body(reader, length, chunked)
+                if path == "/upgrade":  # a protocol switch: from here on, echo lines
+                    writer.write(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n"
+                                 f"X-Server: {name}\r\n\r\n".encode())
+                    while data := await reader.readline():
+                        writer.write(data)
+                        await writer.drain()
+                    break
                 status, body = 200, f"{name}\n".encode()
                 if path.endswith("/healthcheck.htm"):
                     status = 503 if down_flag and os.path.exists(down_flag) else 200
@@ -113,16 +129,39 @@ def http(name: str, down_flag: str):  # type: ignore[no-untyped-def]
                 elif path == "/owa/":
                     status = 302
                 close = b"connection: close" in head.lower()
-                writer.write(f"HTTP/1.1 {status} X\r\nX-Server: {name}\r\nX-Cookie: {cookie.decode()}\r\n"
-                             f"Content-Length: {len(body)}\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}"
-                             f"\r\n".encode() + body)
+                common = (f"HTTP/1.1 {status} X\r\nX-Server: {name}\r\nX-Cookie: {cookie.decode()}\r\n"
+                          f"X-Body: {len(received)} {hashlib.sha256(received).hexdigest()[:16]}\r\n"
+                          f"{'Connection: close' + chr(13) + chr(10) if close else ''}")
+                if path.startswith("/chunked/"):  # the answer in chunks of at most 1000 bytes
+                    data = b"y" * int(path.split("/")[2])
+                    chunks = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 1000]), data[i:i + 1000])
+                                      for i in range(0, len(data), 1000))
+                    writer.write(f"{common}Transfer-Encoding: chunked\r\n\r\n".encode() + chunks + b"0\r\n\r\n")
+                else:
+                    writer.write(f"{common}Content-Length: {len(body)}\r\n\r\n".encode() +
+                                 (b"" if method == "HEAD" else body))
                 await writer.drain()
-                if close:
+                if close or path == "/bye":  # /bye: closes after answering, as a server's idle timeout does
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         writer.close()
     return handle
+
+
+async def _body(reader: asyncio.StreamReader, length: int, chunked: bool) -> bytes:
+    """A request's body: `length` bytes, or chunks until the last."""
+    if not chunked:
+        return await reader.readexactly(length) if length else b""
+    out = b""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, up to the blank line
+                pass
+            return out
+        out += await reader.readexactly(size)
+        await reader.readexactly(2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,452 @@
+"""HTTP mode: each request of a keep-alive connection is routed on its own, as KEMP's and HAProxy's layer-7
+services do.
+
+A request that carries a valid persistence cookie goes to that cookie's server; one without stays on the
+server the connection already uses (NTLM and Kerberos authenticate the connection, not the request), or, when
+that server is gone or the connection has none yet, is balanced as usual. When a request must go to another
+server, it waits until the answer to the last request has been sent in full, then the connection to the old
+server is closed and one to the new server opened. A `Set-Cookie` naming the server is added to every final
+answer to a request that did not carry that server's cookie.
+
+`Framer` finds where each message of one direction starts and ends (Content-Length, chunked, until close,
+no body) and passes its bytes on unchanged; nothing is buffered beyond one request or answer head. A request to
+switch protocols (`Upgrade`, `CONNECT`) turns the connection into a plain tunnel once the server agrees. A
+server that closes an idle keep-alive connection does not end the client's: its next request opens a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lb.dataplane import HIGH_WATER, Backend, Session, Upstream
+from lb.persistence import find_cookie
+from lb.state import DISABLED
+
+MAX_HEAD = 65536  # a longer head is not HTTP this balancer will route
+HEAD, LENGTH, CHUNK_SIZE, CHUNK_DATA, TRAILER, CLOSE, TUNNEL = range(7)
+NONE = -1  # a message without a body
+
+
+class BadMessage(ValueError):
+    """A head this balancer cannot frame; the connection falls back to a plain tunnel."""
+
+
+@dataclass
+class Head:
+    """What routing and framing need from one message head; `raw` is the head as received."""
+
+    raw: bytes
+    method: bytes  # requests
+    status: int  # responses
+    length: int | None
+    chunked: bool
+    upgrade: bool
+    close: bool  # the connection ends after this message (Connection: close; HTTP/1.0 without keep-alive)
+
+
+def parse_head(raw: bytes, request: bool) -> Head:
+    lines = raw[:-4].split(b"\r\n")
+    start = lines[0].split(b" ", 2)
+    if len(start) < 2:
+        raise BadMessage("bad start line")
+    method, status = b"", 0
+    if request:
+        method = start[0]
+    else:
+        if not start[1][:3].isdigit():
+            raise BadMessage("bad status")
+        status = int(start[1][:3])
+    length: int | None = None
+    chunked = upgrade = False
+    version = (start[2] if len(start) > 2 else b"") if request else start[0]
+    close = version.strip() == b"HTTP/1.0"
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        name = name.strip().lower()
+        if name == b"content-length":
+            try:
+                n = int(value.strip())
+            except ValueError:
+                raise BadMessage("bad Content-Length") from None
+            if n < 0 or (length is not None and length != n):
+                raise BadMessage("conflicting Content-Length")
+            length = n
+        elif name == b"transfer-encoding":
+            codings = [c.strip().lower() for c in value.split(b",") if c.strip()]
+            chunked = bool(codings) and codings[-1] == b"chunked"
+            if not chunked and request:
+                raise BadMessage("request body without a length")
+        elif name == b"upgrade":
+            upgrade = True
+        elif name == b"connection":
+            tokens = {t.strip().lower() for t in value.split(b",")}
+            if b"close" in tokens:
+                close = True
+            elif b"keep-alive" in tokens:
+                close = False
+    return Head(raw, method, status, length, chunked, upgrade or method == b"CONNECT", close)
+
+
+class Framer:
+    """One direction's messages: `on_head(head)` says how the body is framed (NONE, LENGTH with
+    `head.length`, CHUNK_SIZE, CLOSE or TUNNEL); `on_body(bytes)` and `on_end()` follow. The sink may set
+    `paused` in any callback; `run()` carries on from there."""
+
+    def __init__(self, request: bool, on_head: Callable[[Head], int], on_body: Callable[[bytes], None],
+                 on_end: Callable[[], None]) -> None:
+        self.request = request
+        self.on_head, self.on_body, self.on_end = on_head, on_body, on_end
+        self.state = HEAD
+        self.remaining = 0
+        self.buf = b""
+        self.paused = False
+
+    def feed(self, data: bytes) -> None:
+        self.buf = self.buf + data if self.buf else data
+        self.run()
+
+    def run(self) -> None:
+        while self.buf and not self.paused:
+            state, buf = self.state, self.buf
+            if state == HEAD:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > MAX_HEAD:
+                        raise BadMessage("head too long")
+                    return
+                head = parse_head(buf[:end + 4], self.request)  # a bad head stays in `buf`
+                self.buf = buf[end + 4:]
+                mode = self.on_head(head)
+                if mode == NONE or (mode == LENGTH and not head.length):
+                    self._end()
+                else:
+                    self.state, self.remaining = mode, head.length or 0
+            elif state == LENGTH or state == CHUNK_DATA:
+                take = min(len(buf), self.remaining)
+                self.buf = buf[take:]
+                self.remaining -= take
+                self.on_body(buf[:take])
+                if not self.remaining:
+                    if state == LENGTH:
+                        self._end()
+                    else:
+                        self.state = CHUNK_SIZE
+            elif state == CHUNK_SIZE or state == TRAILER:
+                eol = buf.find(b"\r\n")
+                if eol < 0:
+                    if len(buf) > 4096:
+                        raise BadMessage("chunk line too long")
+                    return
+                line, self.buf = buf[:eol + 2], buf[eol + 2:]
+                if state == TRAILER:
+                    self.on_body(line)
+                    if eol == 0:
+                        self._end()
+                    continue
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    self.buf = buf  # a bad line stays in `buf`
+                    raise BadMessage("bad chunk size") from None
+                self.on_body(line)
+                if size == 0:
+                    self.state = TRAILER
+                else:
+                    self.state, self.remaining = CHUNK_DATA, size + 2  # the data and its CRLF
+            else:  # CLOSE, TUNNEL: everything until the end of the stream
+                self.buf = b""
+                self.on_body(buf)
+
+    def _end(self) -> None:
+        self.state = HEAD
+        self.on_end()
+
+
+class HttpUpstream(Upstream):
+    """The server side of an HTTP-mode session: answers go through the session's response framer."""
+
+    __slots__ = ("detached",)
+
+    def __init__(self, session: HttpSession, backend: Backend) -> None:
+        super().__init__(session, backend)
+        self.detached = False  # the session has moved on to another server: its end is no loss
+
+    def data_received(self, data: bytes) -> None:
+        s: HttpSession = self.s  # type: ignore[assignment]
+        if self.detached:
+            return
+        s.last = s.loop.time()
+        self.b.bytes_out += len(data)
+        s.answer(data)
+
+    def eof_received(self) -> bool:
+        if not self.detached:
+            self.s.upstream_ended()  # type: ignore[attr-defined]
+        return False
+
+    def pause_writing(self) -> None:
+        if not self.detached:
+            self.s.flow(full=True)  # type: ignore[attr-defined]
+
+    def resume_writing(self) -> None:
+        if not self.detached:
+            self.s.flow(full=False)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.detached:
+            self.s.upstream_ended()  # type: ignore[attr-defined]
+
+
+class HttpSession(Session):
+    """An HTTP-mode client connection whose requests are routed one by one."""
+
+    __slots__ = ("requests", "answers", "inflight", "held", "full", "reading", "client_done", "proto", "started")
+    upstream_class = HttpUpstream
+
+    def __init__(self, listener) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(listener)
+        self.requests = Framer(True, self._request_head, self._request_body, self._request_end)
+        self.answers: Framer | None = None  # per server connection
+        # per request sent and not yet answered: its method, the Set-Cookie line its answer gets, and whether
+        # the connection ends after the answer
+        self.inflight: deque[tuple[bytes, bytes | None, bool]] = deque()
+        self.held: Head | None = None  # a request waiting for its server connection
+        self.full = False  # the server connection's write buffer is full
+        self.reading = True
+        self.client_done = False
+        self.proto: HttpUpstream | None = None
+        self.started = False  # its first request head has arrived
+
+    # -- client side --------------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        self.last = self.loop.time()
+        try:
+            self.requests.feed(data)
+        except BadMessage:
+            self._bad_request()
+
+    def _request_head(self, head: Head) -> int:
+        if not self.started:
+            self.started = True
+            self.listener.keeper.waiting.discard(self)
+        if head.upgrade:
+            mode = TUNNEL
+        elif head.chunked:
+            mode = CHUNK_SIZE
+        else:
+            mode = LENGTH if head.length else NONE
+        target = self._target(head)
+        if self.upstream is not None and target is self.backend:
+            self._send_head(head)
+            return mode
+        # another server (or none yet): hold the request until the last answer is out, then switch
+        self.held = head
+        self.requests.paused = True
+        self._flow()
+        if not self.inflight:
+            self._switch(target)
+        return mode
+
+    def _cookie(self, head: Head) -> str | None:
+        name = self.service.cookie_name
+        return find_cookie(head.raw, name) if name else None
+
+    def _target(self, head: Head) -> Backend | None:
+        """The server for this request: its cookie's while up and enabled, else the connection's; None to let
+        the scheduler (and source-IP persistence) choose."""
+        table = self.service.table
+        cookie = self._cookie(head)
+        if cookie is not None:
+            b = self.service.by_cookie.get(cookie)
+            if b is not None and table.available(b.slot):
+                return b
+        b = self.backend  # the connection's server: it keeps its clients while up and not disabled (drain too)
+        return b if b is not None and table.is_up(b.slot) and table.admin(b.slot) != DISABLED else None
+
+    def _send_head(self, head: Head) -> None:
+        b = self.backend
+        set_cookie = None
+        if self.service.cookie_name and self._cookie(head) != b.cookie:  # type: ignore[union-attr]
+            secure = b"; Secure" if self.service.server_ssl else b""
+            set_cookie = (b"Set-Cookie: " + self.service.cookie_name + b"=" + b.cookie.encode() +  # type: ignore[union-attr]
+                          b"; Path=/; HttpOnly" + secure + b"\r\n")
+        self.inflight.append((head.method, set_cookie, head.close))
+        self._to_server(head.raw)
+
+    def _request_body(self, data: bytes) -> None:
+        self._to_server(data)
+
+    def _request_end(self) -> None:
+        pass
+
+    def _to_server(self, data: bytes) -> None:
+        self.backend.bytes_in += len(data)  # type: ignore[union-attr]
+        self.upstream.write(data)  # type: ignore[union-attr]
+
+    def _bad_request(self) -> None:
+        """The client sent something that cannot be framed: answer 400 (when no answer is due) and close, as a
+        layer-7 balancer does, rather than pass on bytes whose end neither side can agree on."""
+        if not self.inflight:
+            self._reply(b"400 Bad Request", b"The request could not be read.\n")
+        self._close()
+
+    def _reply(self, status: bytes, text: bytes) -> None:
+        """An answer of the balancer's own; the connection closes after it."""
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\nContent-Length: " +
+                             str(len(text)).encode() + b"\r\nConnection: close\r\n\r\n" + text)
+
+    def eof_received(self) -> bool:
+        self.client_done = True
+        if self.upstream is None or self.held is not None:
+            if self.held is None and not self.inflight:
+                self._close()
+                return False
+            return True  # passed on once the held request has gone out
+        if not self.inflight:
+            self._close()
+            return False
+        if self.upstream.can_write_eof():
+            self.upstream.write_eof()
+        return True
+
+    # -- switching servers ------------------------------------------------------------------------------------
+    def _switch(self, target: Backend | None) -> None:
+        self._detach()
+        self.task = self.loop.create_task(self._connect(target.cookie if target is not None else None))
+
+    def _detach(self) -> None:
+        if self.answers is not None:
+            self.answers.paused = True  # its remaining bytes, if any, belong to no request of ours
+        if self.proto is not None:
+            self.proto.detached = True
+        if self.upstream is not None:
+            self.upstream.close()
+        self.upstream = self.proto = self.answers = None
+        b = self.backend
+        if b is not None:
+            b.active -= 1
+            b.sessions.discard(self)
+        self.full = False
+
+    def _attach(self, b: Backend, tr: asyncio.Transport) -> None:  # type: ignore[override]
+        tr.set_write_buffer_limits(HIGH_WATER)
+        self.transport.set_write_buffer_limits(HIGH_WATER)
+        self.upstream = tr
+        self.proto = tr.get_protocol()  # type: ignore[assignment]
+        self.backend = b
+        b.active += 1
+        b.total += 1
+        b.sessions.add(self)
+        self.answers = Framer(False, self._answer_head, self._answer_body, self._answer_end)
+        head, self.held = self.held, None
+        if head is not None:
+            self._send_head(head)
+            self.requests.paused = False
+            try:
+                self.requests.run()
+            except BadMessage:
+                self._bad_request()
+        if self.client_done and self.held is None and self.upstream is not None and self.upstream.can_write_eof():
+            self.upstream.write_eof()
+        self._flow()
+
+    # -- server side ------------------------------------------------------------------------------------------
+    def answer(self, data: bytes) -> None:
+        try:
+            self.answers.feed(data)  # type: ignore[union-attr]
+        except BadMessage:  # pass the rest on as it comes; where answers end is unknown now, so is routing
+            framer = self.answers
+            rest, framer.buf, framer.state = framer.buf, b"", TUNNEL  # type: ignore[union-attr]
+            self.requests.state = TUNNEL
+            self.transport.write(rest)
+
+    def _answer_head(self, head: Head) -> int:
+        status = head.status
+        if 100 <= status < 200 and status != 101:  # interim: the final answer follows
+            self.transport.write(head.raw)
+            return NONE
+        method, set_cookie, close = self.inflight[0] if self.inflight else (b"", None, False)
+        if head.close and self.inflight:
+            self.inflight[0] = (method, set_cookie, True)
+        raw = head.raw
+        if set_cookie is not None:
+            raw = raw[:-2] + set_cookie + b"\r\n"
+        self.transport.write(raw)
+        if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
+            self.requests.state = TUNNEL
+            return TUNNEL
+        if method == b"HEAD" or status in (204, 304):
+            return NONE
+        if head.chunked:
+            return CHUNK_SIZE
+        if head.length is not None:
+            return LENGTH
+        return CLOSE
+
+    def _answer_body(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def _answer_end(self) -> None:
+        if self.inflight and self.inflight.popleft()[2]:  # the client or server said this answer is the last
+            self._close()
+            return
+        if not self.inflight:
+            if self.held is not None:
+                self._switch(self._target(self.held))
+            elif self.client_done:
+                self._close()
+
+    def upstream_ended(self) -> None:
+        """The server closed its connection (or it failed)."""
+        answers = self.answers
+        if answers is not None and answers.state == CLOSE:  # an answer framed by the close is complete: so
+            self._close()  # is the client's connection (closing sends what is buffered first)
+            return
+        if self.inflight or (answers is not None and answers.state != HEAD) or self.requests.state == TUNNEL:
+            self._close()  # in the middle of an answer: the client sees the end, as it would without us
+            return
+        self._detach()  # an idle keep-alive connection the server closed: the next request opens a new one
+        self._flow()
+
+    # -- flow control -----------------------------------------------------------------------------------------
+    def flow(self, full: bool) -> None:
+        self.full = full
+        self._flow()
+
+    def _flow(self) -> None:
+        want = self.held is None and not self.full
+        if want != self.reading and not self.closed:
+            self.reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def upstream_lost(self) -> None:
+        self.upstream_ended()
+
+    def no_server(self) -> None:
+        """No server can take the request: answer 503 and close, as a layer-7 balancer does."""
+        self._reply(b"503 Service Unavailable", b"No server is available.\n")
+        self._close()
+
+    def _stop_framing(self) -> None:
+        """Nothing more is parsed for this session (it ends, or has left this server connection)."""
+        self.requests.paused = True
+        if self.answers is not None:
+            self.answers.paused = True
+        if self.proto is not None:
+            self.proto.detached = True
+
+    def _close(self) -> None:
+        self._stop_framing()
+        super()._close()
+
+    def abort(self) -> None:
+        self._stop_framing()
+        super().abort()

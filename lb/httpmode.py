@@ -17,12 +17,12 @@ server that closes an idle keep-alive connection does not end the client's: its 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lb.dataplane import HIGH_WATER, Backend, Session, Upstream
-from lb.persistence import find_cookie
 from lb.state import DISABLED
 
 MAX_HEAD = 65536  # a longer head is not HTTP this balancer will route
@@ -36,60 +36,88 @@ class BadMessage(ValueError):
 
 @dataclass
 class Head:
-    """What routing and framing need from one message head; `raw` is the head as received."""
+    """What routing and framing need from one message head; `raw` is the head as received, `low` the same
+    in lower case (for finding fields)."""
 
     raw: bytes
+    low: bytes
     method: bytes  # requests
     status: int  # responses
     length: int | None
     chunked: bool
     upgrade: bool
     close: bool  # the connection ends after this message (Connection: close; HTTP/1.0 without keep-alive)
+    persist: str | None = None  # the persistence cookie's value (requests), filled in by the session
+
+    def cookie(self, name: bytes) -> str | None:
+        """The value of cookie `name` in this (request) head, or None."""
+        for value in _fields(self.raw, self.low, b"cookie"):
+            for part in value.split(b";"):
+                k, sep, v = part.strip().partition(b"=")
+                if sep and k == name:
+                    return v.decode("latin-1")
+        return None
+
+
+def _fields(raw: bytes, low: bytes, name: bytes) -> list[bytes]:
+    """The values of every `name` field of a head (`low` is `raw` in lower case), as written."""
+    key = b"\r\n" + name + b":"
+    out = []
+    at = low.find(key)
+    while at >= 0:
+        start = at + len(key)
+        end = low.find(b"\r\n", start)
+        out.append(raw[start:end].strip())
+        at = low.find(key, end)
+    return out
+
+
+_FIELDS = re.compile(rb"\n(content-length|transfer-encoding|connection|upgrade)[ \t]*:[ \t]*([^\r]*)")
 
 
 def parse_head(raw: bytes, request: bool) -> Head:
-    lines = raw[:-4].split(b"\r\n")
-    start = lines[0].split(b" ", 2)
+    """Parse a head (through its blank line). Only the fields framing and routing need are looked at, found in
+    one scan of the lower-cased head."""
+    eol = raw.find(b"\r\n")
+    start = raw[:eol].split(b" ", 2)
     if len(start) < 2:
         raise BadMessage("bad start line")
     method, status = b"", 0
     if request:
         method = start[0]
+        version = start[2] if len(start) > 2 else b""
     else:
         if not start[1][:3].isdigit():
             raise BadMessage("bad status")
         status = int(start[1][:3])
+        version = start[0]
+    low = raw.lower()
     length: int | None = None
     chunked = upgrade = False
-    version = (start[2] if len(start) > 2 else b"") if request else start[0]
-    close = version.strip() == b"HTTP/1.0"
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            continue
-        name = name.strip().lower()
+    close = version == b"HTTP/1.0"
+    for name, value in _FIELDS.findall(low):
         if name == b"content-length":
             try:
-                n = int(value.strip())
+                n = int(value)
             except ValueError:
                 raise BadMessage("bad Content-Length") from None
             if n < 0 or (length is not None and length != n):
                 raise BadMessage("conflicting Content-Length")
             length = n
-        elif name == b"transfer-encoding":
-            codings = [c.strip().lower() for c in value.split(b",") if c.strip()]
-            chunked = bool(codings) and codings[-1] == b"chunked"
-            if not chunked and request:
-                raise BadMessage("request body without a length")
-        elif name == b"upgrade":
-            upgrade = True
         elif name == b"connection":
-            tokens = {t.strip().lower() for t in value.split(b",")}
+            tokens = [t.strip() for t in value.split(b",")]
             if b"close" in tokens:
                 close = True
             elif b"keep-alive" in tokens:
                 close = False
-    return Head(raw, method, status, length, chunked, upgrade or method == b"CONNECT", close)
+        elif name == b"transfer-encoding":
+            codings = [c.strip() for c in value.split(b",") if c.strip()]
+            chunked = bool(codings) and codings[-1] == b"chunked"
+            if not chunked and request:
+                raise BadMessage("request body without a length")
+        else:
+            upgrade = True
+    return Head(raw, low, method, status, length, chunked, upgrade or method == b"CONNECT", close)
 
 
 class Framer:
@@ -205,7 +233,8 @@ class HttpUpstream(Upstream):
 class HttpSession(Session):
     """An HTTP-mode client connection whose requests are routed one by one."""
 
-    __slots__ = ("requests", "answers", "inflight", "held", "full", "reading", "client_done", "proto", "started")
+    __slots__ = ("requests", "answers", "inflight", "held", "full", "reading", "client_done", "proto", "started",
+                 "cout", "sout", "set_cookie")
     upstream_class = HttpUpstream
 
     def __init__(self, listener) -> None:  # type: ignore[no-untyped-def]
@@ -221,6 +250,9 @@ class HttpSession(Session):
         self.client_done = False
         self.proto: HttpUpstream | None = None
         self.started = False  # its first request head has arrived
+        self.cout: list[bytes] = []  # bytes for the client, written once per round (`_flush`)
+        self.sout: list[bytes] = []  # bytes for the server
+        self.set_cookie = b""  # the Set-Cookie line naming the current server
 
     # -- client side --------------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -229,6 +261,7 @@ class HttpSession(Session):
             self.requests.feed(data)
         except BadMessage:
             self._bad_request()
+        self._flush()
 
     def _request_head(self, head: Head) -> int:
         if not self.started:
@@ -240,6 +273,8 @@ class HttpSession(Session):
             mode = CHUNK_SIZE
         else:
             mode = LENGTH if head.length else NONE
+        name = self.service.cookie_name
+        head.persist = head.cookie(name) if name else None
         target = self._target(head)
         if self.upstream is not None and target is self.backend:
             self._send_head(head)
@@ -252,15 +287,11 @@ class HttpSession(Session):
             self._switch(target)
         return mode
 
-    def _cookie(self, head: Head) -> str | None:
-        name = self.service.cookie_name
-        return find_cookie(head.raw, name) if name else None
-
     def _target(self, head: Head) -> Backend | None:
         """The server for this request: its cookie's while up and enabled, else the connection's; None to let
         the scheduler (and source-IP persistence) choose."""
         table = self.service.table
-        cookie = self._cookie(head)
+        cookie = head.persist
         if cookie is not None:
             b = self.service.by_cookie.get(cookie)
             if b is not None and table.available(b.slot):
@@ -269,12 +300,9 @@ class HttpSession(Session):
         return b if b is not None and table.is_up(b.slot) and table.admin(b.slot) != DISABLED else None
 
     def _send_head(self, head: Head) -> None:
-        b = self.backend
         set_cookie = None
-        if self.service.cookie_name and self._cookie(head) != b.cookie:  # type: ignore[union-attr]
-            secure = b"; Secure" if self.service.server_ssl else b""
-            set_cookie = (b"Set-Cookie: " + self.service.cookie_name + b"=" + b.cookie.encode() +  # type: ignore[union-attr]
-                          b"; Path=/; HttpOnly" + secure + b"\r\n")
+        if self.service.cookie_name and head.persist != self.backend.cookie:  # type: ignore[union-attr]
+            set_cookie = self.set_cookie
         self.inflight.append((head.method, set_cookie, head.close))
         self._to_server(head.raw)
 
@@ -286,7 +314,17 @@ class HttpSession(Session):
 
     def _to_server(self, data: bytes) -> None:
         self.backend.bytes_in += len(data)  # type: ignore[union-attr]
-        self.upstream.write(data)  # type: ignore[union-attr]
+        self.sout.append(data)
+
+    def _flush(self) -> None:
+        """Write what this round produced: one write per direction, however many pieces framing cut."""
+        if self.cout:
+            out, self.cout = self.cout, []
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self.sout:
+            out, self.sout = self.sout, []
+            if self.upstream is not None:
+                self.upstream.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _bad_request(self) -> None:
         """The client sent something that cannot be framed: answer 400 (when no answer is due) and close, as a
@@ -297,7 +335,7 @@ class HttpSession(Session):
 
     def _reply(self, status: bytes, text: bytes) -> None:
         """An answer of the balancer's own; the connection closes after it."""
-        self.transport.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\nContent-Length: " +
+        self.cout.append(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\nContent-Length: " +
                              str(len(text)).encode() + b"\r\nConnection: close\r\n\r\n" + text)
 
     def eof_received(self) -> bool:
@@ -320,6 +358,7 @@ class HttpSession(Session):
         self.task = self.loop.create_task(self._connect(target.cookie if target is not None else None))
 
     def _detach(self) -> None:
+        self._flush()
         if self.answers is not None:
             self.answers.paused = True  # its remaining bytes, if any, belong to no request of ours
         if self.proto is not None:
@@ -339,6 +378,9 @@ class HttpSession(Session):
         self.upstream = tr
         self.proto = tr.get_protocol()  # type: ignore[assignment]
         self.backend = b
+        service = self.service
+        self.set_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() + b"; Path=/; HttpOnly" +
+                           (b"; Secure" if service.server_ssl else b"") + b"\r\n")
         b.active += 1
         b.total += 1
         b.sessions.add(self)
@@ -351,6 +393,7 @@ class HttpSession(Session):
                 self.requests.run()
             except BadMessage:
                 self._bad_request()
+        self._flush()
         if self.client_done and self.held is None and self.upstream is not None and self.upstream.can_write_eof():
             self.upstream.write_eof()
         self._flow()
@@ -359,16 +402,18 @@ class HttpSession(Session):
     def answer(self, data: bytes) -> None:
         try:
             self.answers.feed(data)  # type: ignore[union-attr]
+            self._flush()
         except BadMessage:  # pass the rest on as it comes; where answers end is unknown now, so is routing
             framer = self.answers
             rest, framer.buf, framer.state = framer.buf, b"", TUNNEL  # type: ignore[union-attr]
             self.requests.state = TUNNEL
-            self.transport.write(rest)
+            self.cout.append(rest)
+            self._flush()
 
     def _answer_head(self, head: Head) -> int:
         status = head.status
         if 100 <= status < 200 and status != 101:  # interim: the final answer follows
-            self.transport.write(head.raw)
+            self.cout.append(head.raw)
             return NONE
         method, set_cookie, close = self.inflight[0] if self.inflight else (b"", None, False)
         if head.close and self.inflight:
@@ -376,7 +421,7 @@ class HttpSession(Session):
         raw = head.raw
         if set_cookie is not None:
             raw = raw[:-2] + set_cookie + b"\r\n"
-        self.transport.write(raw)
+        self.cout.append(raw)
         if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
             self.requests.state = TUNNEL
             return TUNNEL
@@ -389,7 +434,7 @@ class HttpSession(Session):
         return CLOSE
 
     def _answer_body(self, data: bytes) -> None:
-        self.transport.write(data)
+        self.cout.append(data)
 
     def _answer_end(self) -> None:
         if self.inflight and self.inflight.popleft()[2]:  # the client or server said this answer is the last
@@ -445,6 +490,8 @@ class HttpSession(Session):
 
     def _close(self) -> None:
         self._stop_framing()
+        if not self.closed:
+            self._flush()
         super()._close()
 
     def abort(self) -> None:

@@ -73,15 +73,3 @@ class SourceTable:
 def cookie_value(address: str) -> str:
     """The cookie value that routes to the server at `address` (same in every service of a cookie group)."""
     return hashlib.blake2b(address.encode(), digest_size=6).hexdigest()
-
-
-def find_cookie(head: bytes, name: bytes) -> str | None:
-    """Value of cookie `name` in an HTTP request head, or None."""
-    for line in head.split(b"\r\n")[1:]:
-        if line[:7].lower() != b"cookie:":
-            continue
-        for part in line[7:].split(b";"):
-            k, sep, v = part.strip().partition(b"=")
-            if sep and k == name:
-                return v.decode("latin-1")
-    return None

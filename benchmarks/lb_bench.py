@@ -8,6 +8,7 @@ also measured below saturation: at a fixed rate held by a Python client (3,000 k
 connections/s) and with wrk pacing each connection (a pause of PACE_MS between requests).
 
     python benchmarks/lb_bench.py [--quick]     (or: exha-lb bench [--quick])
+    python benchmarks/lb_bench.py --http        (or: exha-lb bench --http): HTTP mode against HAProxy's
 
 The last line is: ratios vs haproxy: keepalive=X newconn=Y bulk=Z p99_added_ms=W
 """
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ VIP = "127.0.0.28"
 SERVERS = ("127.0.0.23", "127.0.0.24")
 BACKEND_PORT = 18980
 PORTS = {"exha-lb": 18981, "haproxy": 18982, "nginx-stream": 18983}
+HTTP_PORTS = {"exha-lb-http": 18984, "haproxy-http": 18985}  # `--http`: the same balancers in HTTP mode
 CLK = os.sysconf("SC_CLK_TCK")
 PACE_MS = 5  # wrk's per-connection pause between requests for the paced CPU measurement
 PACED_CONNS = {"keepalive": 100, "newconn": 20}
@@ -217,6 +220,46 @@ stream {{ upstream b {{ {' '.join(f'server {a}:{BACKEND_PORT};' for a in SERVERS
     def pids(self, name: str) -> list[int]:
         return _tree_pids(self.procs[name].pid) if name in self.procs else []
 
+    def start_http(self) -> None:
+        """exha-lb and HAProxy in HTTP mode as well, each inserting a persistence cookie into every answer."""
+        cfg = (self.dir / "lb.toml").read_text()
+        cfg = cfg.replace(f"port = {PORTS['exha-lb']}", f"port = {HTTP_PORTS['exha-lb-http']}")
+        cfg = cfg.replace("port = 18990", "port = 18991").replace(
+            'scheduler = "round_robin"', 'scheduler = "round_robin"\nmode = "http"\n'
+            '[virtual_services.persistence]\nkind = "cookie"\ncookie_name = "EXHALB"')
+        (self.dir / "lb-http.toml").write_text(cfg)
+        self._spawn("exha-lb-http", [sys.executable, "-m", "lb", "run", "--config", str(self.dir / "lb-http.toml")])
+        cfg = (self.dir / "haproxy.cfg").read_text().replace("mode tcp", "mode http\n  option http-keep-alive")
+        cfg = cfg.replace(f"bind {VIP}:{PORTS['haproxy']}", f"bind {VIP}:{HTTP_PORTS['haproxy-http']}")
+        cfg = cfg.replace("balance roundrobin", "balance roundrobin\n  cookie EXHALB insert indirect nocache")
+        cfg = re.sub(r"server (s\d) (\S+) check", r"server \1 \2 cookie \1 check", cfg)
+        (self.dir / "haproxy-http.cfg").write_text(cfg)
+        self._spawn("haproxy-http", ["haproxy", "-db", "-f", str(self.dir / "haproxy-http.cfg")])
+        try:
+            for port in HTTP_PORTS.values():
+                wait_port(VIP, port)
+        except TimeoutError as e:
+            raise SystemExit(f"lb_bench: {e}") from None
+        time.sleep(1.0)
+
+    def worker_split(self) -> list[int]:
+        """How many established client connections each exha-lb worker holds now (from /proc)."""
+        port = f":{PORTS['exha-lb']:04X}"
+        out = []
+        for pid in self.pids("exha-lb")[1:]:
+            inodes = set()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+            with open(f"/proc/{pid}/net/tcp") as fh:
+                rows = [line.split() for line in fh.read().splitlines()[1:]]
+            out.append(sum(1 for f in rows if f[1].endswith(port) and f[3] == "01" and f[9] in inodes))
+        return out
+
     def stop(self) -> None:
         for p in self.procs.values():
             if p.poll() is None:
@@ -322,13 +365,20 @@ def main(quick: bool = False) -> int:
         stack.start()
         names = ["direct", "haproxy", "nginx-stream", "exha-lb"]
         results: dict[tuple[str, str], list[Run]] = {}
+        splits: list[list[int]] = []
         for _ in range(passes):
             for name in names:
                 host, port = (SERVERS[0], BACKEND_PORT) if name == "direct" else (VIP, PORTS[name])
                 pids = stack.pids(name)
                 for test, path, conns, close in (("keepalive", "small", 50, False), ("newconn", "small", 50, True),
                                                  ("bulk", "big", 10, False)):
+                    timer = None
+                    if name == "exha-lb" and test == "keepalive":  # how the workers share wrk's connections
+                        timer = threading.Timer(seconds / 2, lambda: splits.append(stack.worker_split()))
+                        timer.start()
                     r = wrk(f"http://{host}:{port}/{path}", conns, seconds, close, pids)
+                    if timer is not None:
+                        timer.join()
                     results.setdefault((name, test), []).append(r)
                     print(f"  {name:<13} {test:<9} {r.rps:>10.0f} req/s  p99 {r.p99_ms:6.2f} ms  "
                           f"{r.mib_s:8.1f} MiB/s  cpu {r.cpu_us_per_req:6.1f} us/req", flush=True)
@@ -343,6 +393,8 @@ def main(quick: bool = False) -> int:
                   f"{med(name, 'newconn', 'rps'):,.0f} | {med(name, 'newconn', 'p99_ms'):.2f} | "
                   f"{med(name, 'bulk', 'mib_s'):,.0f} | "
                   f"{med(name, 'keepalive', 'cpu_us_per_req'):.0f} / {med(name, 'newconn', 'cpu_us_per_req'):.0f} |")
+        print("exha-lb workers' shares of wrk's 50 keep-alive connections, per pass: "
+              + ", ".join("/".join(map(str, split)) for split in splits))
         # below saturation one measurement drifts with the machine's state: several shorter passes, interleaved
         # across the balancers, and their medians
         rates = {"keepalive": 3000.0, "newconn": 600.0}
@@ -388,7 +440,37 @@ def main(quick: bool = False) -> int:
         stack.stop()
 
 
+def http_mode(quick: bool = False) -> int:
+    """`--http`: keep-alive requests through exha-lb and HAProxy, each in TCP and in HTTP mode (every request
+    framed, routed and given a persistence cookie), interleaved passes, medians."""
+    seconds, passes = (3.0, 1) if quick else (5.0, 4)
+    stack = Stack()
+    try:
+        stack.start()
+        stack.start_http()
+        ports = {**PORTS, **HTTP_PORTS}
+        names = ["haproxy", "haproxy-http", "exha-lb", "exha-lb-http"]
+        runs: dict[str, list[Run]] = {name: [] for name in names}
+        for _ in range(passes):
+            for name in names:
+                runs[name].append(wrk(f"http://{VIP}:{ports[name]}/small", 50, seconds, False, stack.pids(name)))
+        print("| balancer | keep-alive req/s | CPU us/req |\n|---|---|---|")
+        for name in names:
+            print(f"| {name} | {statistics.median(r.rps for r in runs[name]):,.0f} | "
+                  f"{statistics.median(r.cpu_us_per_req for r in runs[name]):.1f} |")
+        rps = statistics.median(r.rps for r in runs["exha-lb-http"]) / statistics.median(
+            r.rps for r in runs["haproxy-http"])
+        cpu = statistics.median(r.cpu_us_per_req for r in runs["exha-lb-http"]) / statistics.median(
+            r.cpu_us_per_req for r in runs["haproxy-http"])
+        print(f"http mode vs haproxy http: keepalive={rps:.2f} cpu_per_request={cpu:.2f}")
+        return 0
+    finally:
+        stack.stop()
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    sys.exit(main(ap.parse_args().quick))
+    ap.add_argument("--http", action="store_true", help="HTTP mode against HAProxy's instead of the main run")
+    args = ap.parse_args()
+    sys.exit(http_mode(args.quick) if args.http else main(args.quick))

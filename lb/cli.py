@@ -146,7 +146,8 @@ def list_templates() -> None:
 
 @main.command()
 @click.option("--quick", is_flag=True, help="short runs (a few seconds each)")
-def bench(quick: bool) -> None:
+@click.option("--http", "http", is_flag=True, help="HTTP mode against HAProxy's HTTP mode instead")
+def bench(quick: bool, http: bool) -> None:
     """Benchmark against HAProxy and nginx stream on loopback (needs the source tree's benchmarks/)."""
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "lb_bench.py"
     if not path.is_file():
@@ -157,4 +158,4 @@ def bench(quick: bool) -> None:
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules["lb_bench"] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    sys.exit(module.main(quick=quick))
+    sys.exit(module.http_mode(quick=quick) if http else module.main(quick=quick))

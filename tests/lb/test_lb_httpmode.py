@@ -79,6 +79,12 @@ class Client:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @pytest.fixture
 def two(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> Callable[[str], Balancer]:
@@ -97,10 +103,9 @@ def _cookies(net: Net) -> dict[str, str]:
     """Each server's persistence cookie (`EXHALB=...`), as new clients are given them."""
     out: dict[str, str] = {}
     for _ in range(4):
-        c = Client(net.vip, 8001)
-        _, h, _ = c.request()
+        with Client(net.vip, 8001) as c:
+            _, h, _ = c.request()
         out[h["x-server"]] = h["set-cookie"].split(";")[0]
-        c.close()
     assert set(out) == {"A", "B"}
     return out
 
@@ -110,8 +115,7 @@ def test_each_request_of_a_connection_goes_to_its_cookies_server(net: Net, two: 
     reaches the server its cookie names, and a request without one stays on the connection's server."""
     two(COOKIE)
     cookie = _cookies(net)
-    c = Client(net.vip, 8001)
-    try:
+    with Client(net.vip, 8001) as c:
         _, h, _ = c.request()
         first = h["x-server"]
         other = "B" if first == "A" else "A"
@@ -124,17 +128,14 @@ def test_each_request_of_a_connection_goes_to_its_cookies_server(net: Net, two: 
         for _ in range(3):  # no cookie: the server the connection is on now (NTLM authenticates the connection)
             _, h, _ = c.request()
             assert h["x-server"] == first and h["set-cookie"].startswith(cookie[first])
-    finally:
-        c.close()
 
 
 def test_bodies_and_answers_are_framed_across_switches(net: Net, two: Callable[[str], Balancer]) -> None:
     two(COOKIE)
     cookie = _cookies(net)
-    c = Client(net.vip, 8001)
     big = bytes(range(256)) * 800  # 200 KiB
     digest = hashlib.sha256(big).hexdigest()[:16]
-    try:
+    with Client(net.vip, 8001) as c:
         for who in ("A", "B", "A", "B"):
             _, h, _ = c.request("POST", "/ews/exchange.asmx", cookie[who], big)
             assert h["x-server"] == who and h["x-body"] == f"{len(big)} {digest}"
@@ -146,79 +147,61 @@ def test_bodies_and_answers_are_framed_across_switches(net: Net, two: Callable[[
             assert status == 200 and h["x-server"] == who and h["content-length"] == "2"
             _, h, body = c.request(path="/bytes/300000", cookie=cookie[who])
             assert h["x-server"] == who and body == b"x" * 300000
-    finally:
-        c.close()
 
 
 def test_pipelined_requests_for_different_servers_wait_their_turn(net: Net, two: Callable[[str], Balancer]) -> None:
     two(COOKIE)
     cookie = _cookies(net)
-    c = Client(net.vip, 8001)
-    try:
+    with Client(net.vip, 8001) as c:
         order = ["A", "B", "B", "A", "B"]
         c.sock.sendall(b"".join(f"GET /bytes/{20000 + i} HTTP/1.1\r\nHost: x\r\nCookie: {cookie[who]}\r\n\r\n"
                                 .encode() for i, who in enumerate(order)))
         for i, who in enumerate(order):
             _, h, body = c.answer()
             assert h["x-server"] == who and len(body) == 20000 + i
-    finally:
-        c.close()
 
 
 def test_a_server_closing_an_idle_connection_does_not_end_the_clients(net: Net,
                                                                       two: Callable[[str], Balancer]) -> None:
     two(COOKIE)
-    c = Client(net.vip, 8001)
-    try:
+    with Client(net.vip, 8001) as c:
         _, h, _ = c.request(path="/bye")  # the server answers, then closes its connection
         server = h["x-server"]
         for _ in range(3):
             _, h, body = c.request()
             assert h["x-server"] == server and body == f"{server}\n".encode()  # a new connection, same server
-    finally:
-        c.close()
 
 
 def test_connection_close_ends_the_clients_connection_after_the_answer(net: Net,
                                                                        two: Callable[[str], Balancer]) -> None:
     two("")
-    c = Client(net.vip, 8001)
-    try:
+    with Client(net.vip, 8001) as c:
         status, _, _ = c.request(extra="Connection: close\r\n")
         assert status == 200 and c.closed()
-    finally:
-        c.close()
 
 
 def test_no_server_left_answers_503(net: Net, balancer: Callable[..., Balancer]) -> None:
     lb = balancer(service_toml(net, "owa", f"port = 8001\n{COOKIE}", servers=(23, 24),
                                health='kind = "tcp"\ninterval = 0.3'), wait_up=False)
     lb.wait(lambda: all(s["state"] == "down" for s in lb.state()["services"][0]["servers"]), what="both down")
-    c = Client(net.vip, 8001)
-    try:
+    with Client(net.vip, 8001) as c:
         status, _, body = c.request()
         assert status == 503 and b"No server" in body and c.closed()
-    finally:
-        c.close()
 
 
 def test_a_request_that_cannot_be_framed_gets_400_and_the_connection_ends(net: Net,
                                                                           two: Callable[[str], Balancer]) -> None:
     two(COOKIE)
-    c = Client(net.vip, 8001)
-    try:
+    with Client(net.vip, 8001) as c:
         assert c.request()[0] == 200
         c.sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello")
         status, h, body = c.answer()
         assert status == 400 and "x-server" not in h and c.closed()
-    finally:
-        c.close()
 
 
 def test_a_protocol_switch_turns_the_connection_into_a_tunnel(net: Net, two: Callable[[str], Balancer]) -> None:
     two(COOKIE)
-    c = Client(net.vip, 8001)
-    try:
+    with Client(net.vip, 8001) as c:
         _, h, _ = c.request()
         server = h["x-server"]
         status, h, _ = c.request(path="/upgrade", extra="Connection: Upgrade\r\nUpgrade: echo\r\n")
@@ -226,8 +209,6 @@ def test_a_protocol_switch_turns_the_connection_into_a_tunnel(net: Net, two: Cal
         for line in (b"GET / HTTP/1.1\r\n", b"not http at all\n"):  # passed on as bytes, not parsed
             c.sock.sendall(line)
             assert c._read_until(b"\n") + b"\n" == line
-    finally:
-        c.close()
 
 
 # -- the framer alone -------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ answer to a request that did not carry that server's cookie.
 no body) and passes its bytes on unchanged; nothing is buffered beyond one request or answer head. A request to
 switch protocols (`Upgrade`, `CONNECT`) turns the connection into a plain tunnel once the server agrees. A
 server that closes an idle keep-alive connection does not end the client's: its next request opens a new one.
+A request that cannot be framed gets `400 Bad Request`, one that no server can take `503 Service Unavailable`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ NONE = -1  # a message without a body
 
 
 class BadMessage(ValueError):
-    """A head this balancer cannot frame; the connection falls back to a plain tunnel."""
+    """A message this balancer cannot frame: a request gets 400 and the connection ends; an answer is passed on
+    as it comes, and the connection stays with its server from then on."""
 
 
 @dataclass

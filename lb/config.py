@@ -59,6 +59,7 @@ class Persistence:
     timeout: float = 2700.0
     cookie_name: str = "EXHALB"
     group: str = ""  # services with the same group share one persistence table / cookie
+    fallback: str = "none"  # cookie persistence: how requests without a valid cookie persist (none, source_ip)
 
     def table_name(self, service: str) -> str:
         return self.group or service
@@ -334,12 +335,16 @@ def _virtual_service(file: str, index: int, raw: object, template_dirs: tuple[Pa
         raise node.err("name", "expected letters, digits, '-', '_' or '.'", name)
     ports = _ports(node)
     mode = node.string("mode", "tcp", MODES)
-    p = node.table("persistence", ("kind", "timeout", "cookie_name", "group"))
+    p = node.table("persistence", ("kind", "timeout", "cookie_name", "group", "fallback"))
     persistence = Persistence(kind=p.string("kind", "none", PERSISTENCE_KINDS),
                               timeout=p.number("timeout", 2700.0, 1, 7 * 86400),
-                              cookie_name=p.string("cookie_name", "EXHALB"), group=p.string("group", ""))
+                              cookie_name=p.string("cookie_name", "EXHALB"), group=p.string("group", ""),
+                              fallback=p.string("fallback", "none", ("none", "source_ip")))
     if persistence.kind == "cookie" and mode != "http":
         raise p.err("kind", 'cookie persistence needs mode = "http" (use source_ip for TCP services)', "cookie")
+    if persistence.fallback != "none" and persistence.kind != "cookie":
+        raise p.err("fallback", 'a fallback applies to kind = "cookie" only (remove it, or use that kind)',
+                    persistence.fallback)
     t = node.table("timeouts", ("connect", "idle", "drain"))
     timeouts = Timeouts(connect=t.number("connect", 3.0, 0.05, 600), idle=t.number("idle", 600.0, 0.1, 7 * 86400),
                         drain=t.number("drain", 300.0, 0, 7 * 86400))

@@ -492,7 +492,7 @@ class Dataplane:
                 backends[key] = b
                 blist.append(b)
             table = None
-            if vs.persistence.kind == "source_ip":
+            if vs.persistence.kind == "source_ip" or vs.persistence.fallback == "source_ip":
                 name = vs.persistence.table_name(vs.name)
                 table = persist.get(name) or self.memory.table(name, vs.persistence.timeout)
                 persist[name] = table

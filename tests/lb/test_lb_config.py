@@ -60,6 +60,7 @@ def test_templates_carry_exchange_values(tmp_path: Path) -> None:
     assert vs("exchange2010-mapi-static").ports == (135, 60000, 60001)
     off = vs("exchange2010-https-offloaded")
     assert off.mode == "http" and off.persistence.kind == "cookie" and off.persistence.group == "owa-ecp"
+    assert off.persistence.fallback == "source_ip"  # Outlook Anywhere's two connections carry no cookie
     e13 = vs("exchange2013-https")
     assert "/owa/healthcheck.htm" in e13.health.paths and "/ecp/healthcheck.htm" in e13.health.paths
     assert vs("exchange2010-https").health.accepts(401) and vs("exchange2010-https").health.accepts(204)
@@ -81,6 +82,10 @@ def test_service_overrides_template_fields() -> None:
     ('port = 25\ncolour = 1', "c.toml: virtual_services[0].colour: unknown field; allowed: name, vip"),
     ('port = 25\n[virtual_services.persistence]\nkind = "cookie"',
      "c.toml: virtual_services[0].persistence.kind: cookie persistence needs mode = \"http\""),
+    ('port = 25\n[virtual_services.persistence]\nkind = "source_ip"\nfallback = "source_ip"',
+     "c.toml: virtual_services[0].persistence.fallback: a fallback applies to kind = \"cookie\" only"),
+    ('port = 25\nmode = "http"\n[virtual_services.persistence]\nkind = "cookie"\nfallback = "ip"',
+     "c.toml: virtual_services[0].persistence.fallback: expected one of none, source_ip, got 'ip'"),
     ('port = 25\n[virtual_services.health]\naccepted_codes = ["2xx", "abc"]',
      "c.toml: virtual_services[0].health.accepted_codes[1]: expected a code 100-599"),
     ('port = 25\n[virtual_services.timeouts]\nidle = -1', "c.toml: virtual_services[0].timeouts.idle: expected a number"),

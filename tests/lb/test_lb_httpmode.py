@@ -18,8 +18,9 @@ COOKIE = 'mode = "http"\n[virtual_services.persistence]\nkind = "cookie"\ncookie
 class Client:
     """One keep-alive HTTP/1.1 connection; `request` sends one request and reads its whole answer."""
 
-    def __init__(self, address: str, port: int) -> None:
-        self.sock = socket.create_connection((address, port), timeout=5)
+    def __init__(self, address: str, port: int, source: str | None = None) -> None:
+        self.sock = socket.create_connection((address, port), timeout=5,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
 
     def _read_until(self, marker: bytes) -> bytes:
@@ -102,8 +103,8 @@ def two(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer
 def _cookies(net: Net) -> dict[str, str]:
     """Each server's persistence cookie (`EXHALB=...`), as new clients are given them."""
     out: dict[str, str] = {}
-    for _ in range(4):
-        with Client(net.vip, 8001) as c:
+    for i in range(4):  # from four addresses (source-IP fallback keeps one address on one server)
+        with Client(net.vip, 8001, net.host(40 + i)) as c:
             _, h, _ = c.request()
         out[h["x-server"]] = h["set-cookie"].split(";")[0]
     assert set(out) == {"A", "B"}
@@ -128,6 +129,25 @@ def test_each_request_of_a_connection_goes_to_its_cookies_server(net: Net, two: 
         for _ in range(3):  # no cookie: the server the connection is on now (NTLM authenticates the connection)
             _, h, _ = c.request()
             assert h["x-server"] == first and h["set-cookie"].startswith(cookie[first])
+
+
+def test_requests_without_a_cookie_fall_back_to_the_clients_address(net: Net,
+                                                                    two: Callable[[str], Balancer]) -> None:
+    """Outlook Anywhere opens RPC_IN_DATA and RPC_OUT_DATA as two connections without cookies, and both must
+    reach one CAS: with `fallback = "source_ip"` every cookie-less connection from one address goes where the
+    first went (round robin would alternate), while a cookie still wins."""
+    two(COOKIE + '\nfallback = "source_ip"')
+    cookie = _cookies(net)
+    for client in (net.host(60), net.host(61)):
+        first = None
+        for method in ("RPC_IN_DATA", "RPC_OUT_DATA", "RPC_IN_DATA", "RPC_OUT_DATA"):
+            with Client(net.vip, 8001, client) as c:
+                _, h, _ = c.request(method, "/rpc/rpcproxy.dll?mail.corp.example:6001", body=b"")
+                first = first or h["x-server"]
+                assert h["x-server"] == first
+        with Client(net.vip, 8001, client) as c:
+            other = "B" if first == "A" else "A"
+            assert c.request(cookie=cookie[other])[1]["x-server"] == other
 
 
 def test_bodies_and_answers_are_framed_across_switches(net: Net, two: Callable[[str], Balancer]) -> None:

@@ -43,7 +43,8 @@ def test_tls_offload_reencrypt(net: Net, backend: Callable[..., Proc], balancer:
     backend("https", "A", net.host(23), 9443, "--cert", certs[0], "--key", certs[1])
     backend("https", "B", net.host(24), 9443, "--cert", certs[0], "--key", certs[1])
     lb = balancer(_offload(net, certs, 9443, reencrypt=True))
-    servers = {http_get(net.vip, 8443, "/x", tls=True)[1]["x-server"] for _ in range(4)}
+    # from four addresses: the template keeps cookie-less requests of one address on one server
+    servers = {http_get(net.vip, 8443, "/x", tls=True, source=net.host(60 + i))[1]["x-server"] for i in range(4)}
     assert servers == {"A", "B"}
     assert lb.server("owa", net.host(23))["last_check"]["ok"]
     # plain text to the TLS listener is not proxied

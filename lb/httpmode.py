@@ -11,7 +11,8 @@ answer to a request that did not carry that server's cookie.
 `Framer` finds where each message of one direction starts and ends (Content-Length, chunked, until close,
 no body) and passes its bytes on unchanged; nothing is buffered beyond one request or answer head. A request to
 switch protocols (`Upgrade`, `CONNECT`) turns the connection into a plain tunnel once the server agrees. A
-server that closes an idle keep-alive connection does not end the client's: its next request opens a new one.
+server that closes an idle keep-alive connection does not end the client's: its next request opens a new one,
+and an idempotent request the close raced with is sent again.
 A request that cannot be framed gets `400 Bad Request`, one that no server can take `503 Service Unavailable`.
 """
 
@@ -29,6 +30,7 @@ from lb.state import DISABLED
 MAX_HEAD = 65536  # a longer head is not HTTP this balancer will route
 HEAD, LENGTH, CHUNK_SIZE, CHUNK_DATA, TRAILER, CLOSE, TUNNEL = range(7)
 NONE = -1  # a message without a body
+RETRYABLE = frozenset((b"GET", b"HEAD", b"OPTIONS"))  # sent again when a server's idle close raced them
 
 
 class BadMessage(ValueError):
@@ -236,7 +238,7 @@ class HttpSession(Session):
     """An HTTP-mode client connection whose requests are routed one by one."""
 
     __slots__ = ("requests", "answers", "inflight", "held", "full", "reading", "client_done", "proto", "started",
-                 "cout", "sout", "set_cookie")
+                 "cout", "sout", "set_cookie", "reused", "retry")
     upstream_class = HttpUpstream
 
     def __init__(self, listener) -> None:  # type: ignore[no-untyped-def]
@@ -255,6 +257,8 @@ class HttpSession(Session):
         self.cout: list[bytes] = []  # bytes for the client, written once per round (`_flush`)
         self.sout: list[bytes] = []  # bytes for the server
         self.set_cookie = b""  # the Set-Cookie line naming the current server
+        self.reused = False  # the server connection has carried a request already
+        self.retry: Head | None = None  # the request to send again if the server closes before answering it
 
     # -- client side --------------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -305,6 +309,11 @@ class HttpSession(Session):
         set_cookie = None
         if self.service.cookie_name and head.persist != self.backend.cookie:  # type: ignore[union-attr]
             set_cookie = self.set_cookie
+        # a server may close a keep-alive connection just as a request is sent on it: an idempotent request
+        # without a body that was alone on a reused connection can be sent again (upstream_ended)
+        self.retry = head if (self.reused and not self.inflight and head.method in RETRYABLE and
+                              not head.length and not head.chunked and not head.upgrade) else None
+        self.reused = True
         self.inflight.append((head.method, set_cookie, head.close))
         self._to_server(head.raw)
 
@@ -380,6 +389,7 @@ class HttpSession(Session):
         self.upstream = tr
         self.proto = tr.get_protocol()  # type: ignore[assignment]
         self.backend = b
+        self.reused = False
         service = self.service
         self.set_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() + b"; Path=/; HttpOnly" +
                            (b"; Secure" if service.server_ssl else b"") + b"\r\n")
@@ -402,6 +412,7 @@ class HttpSession(Session):
 
     # -- server side ------------------------------------------------------------------------------------------
     def answer(self, data: bytes) -> None:
+        self.retry = None  # the server has begun to answer
         try:
             self.answers.feed(data)  # type: ignore[union-attr]
             self._flush()
@@ -453,6 +464,14 @@ class HttpSession(Session):
         answers = self.answers
         if answers is not None and answers.state == CLOSE:  # an answer framed by the close is complete: so
             self._close()  # is the client's connection (closing sends what is buffered first)
+            return
+        if self.retry is not None and len(self.inflight) == 1 and self.held is None:
+            head, self.retry = self.retry, None  # closed before a byte of the answer: send it again
+            self.inflight.clear()
+            self.held = head
+            self.requests.paused = True
+            self._flow()
+            self._switch(self._target(head))
             return
         if self.inflight or (answers is not None and answers.state != HEAD) or self.requests.state == TUNNEL:
             self._close()  # in the middle of an answer: the client sees the end, as it would without us

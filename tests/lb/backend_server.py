@@ -5,7 +5,7 @@
 http/https: HTTP/1.1 with keep-alive; every response names the server (body and X-Server header);
   /<vdir>/healthcheck.htm answers 200 (503 while the --down-flag file exists); /owa/ answers 302;
   /status/NNN answers NNN; /bytes/N answers N bytes; /chunked/N answers N bytes in chunks; /bye answers,
-  then closes the connection; /upgrade switches protocols (101) and echoes lines. Request bodies (length or
+  then closes the connection; /drop-next answers, then closes the connection unanswered at the next request; /upgrade switches protocols (101) and echoes lines. Request bodies (length or
   chunked) are read; X-Body gives their size and hash. HEAD answers carry no body.
 echo: on connect sends "hello NAME LOCALPORT PEERIP\\n", then echoes every line back.
 sink: on connect sends "ready NAME\\n" and ends its sending side at once, waits a second, then reads slowly
@@ -95,9 +95,12 @@ def sink(name: str, report: str):  # type: ignore[no-untyped-def]
 
 def http(name: str, down_flag: str):  # type: ignore[no-untyped-def]
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        drop_next = False
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                if drop_next:  # as if its idle timeout had closed the connection just as the request came
+                    break
                 line = head.split(b"\r\n", 1)[0].decode()
                 method = line.split(" ")[0]
                 path = line.split(" ")[1] if " " in line else "/"
@@ -143,6 +146,7 @@ def http(name: str, down_flag: str):  # type: ignore[no-untyped-def]
                 await writer.drain()
                 if close or path == "/bye":  # /bye: closes after answering, as a server's idle timeout does
                     break
+                drop_next = path == "/drop-next"
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         writer.close()

@@ -192,6 +192,21 @@ def test_a_server_closing_an_idle_connection_does_not_end_the_clients(net: Net,
             assert h["x-server"] == server and body == f"{server}\n".encode()  # a new connection, same server
 
 
+def test_a_request_that_raced_a_servers_idle_close_is_sent_again(net: Net, two: Callable[[str], Balancer]) -> None:
+    """The server closes its keep-alive connection as the next request arrives, without a byte of answer: a
+    GET is sent again on a new connection (to the same server); a POST is not (it may have been acted on)."""
+    two(COOKIE)
+    with Client(net.vip, 8001) as c:
+        _, h, _ = c.request(path="/drop-next")
+        server = h["x-server"]
+        for _ in range(2):
+            _, h, body = c.request()  # dropped by the server, answered after the retry
+            assert h["x-server"] == server and body == f"{server}\n".encode()
+            assert c.request(path="/drop-next")[0] == 200
+        with pytest.raises(ConnectionError):
+            c.request("POST", "/ews/exchange.asmx", body=b"<soap/>")
+
+
 def test_connection_close_ends_the_clients_connection_after_the_answer(net: Net,
                                                                        two: Callable[[str], Balancer]) -> None:
     two("")

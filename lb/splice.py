@@ -8,8 +8,8 @@ PROMOTE_AFTER requests is long-lived (keep-alive HTTP, Outlook's RPC, an SMTP co
 loop's own readers, which wake it without the Poller's second epoll_wait and dispatch (measured: 4-7 % less CPU per
 request at a fixed rate, the same at saturation, in docs/benchmarks.md). It goes back to the Poller as soon as
 anything but plain reading is needed (a slow receiver, an end). With several workers, a session that turns
-long-lived is first offered to a worker holding fewer long-lived sessions (lb/handoff.py). A RawSession offers the same face to the data
-plane's housekeeping (`last`, `abort()`, `connect_timed_out()`) as a Protocol session.
+long-lived is first offered to a worker holding fewer long-lived sessions (lb/handoff.py). A RawSession offers
+the same face to the data plane's housekeeping (`last`, `abort()`, `connect_timed_out()`) as a Protocol session.
 """
 
 from __future__ import annotations
@@ -280,19 +280,19 @@ class RawSession:
 
     def _hand_off(self, handoff: Handoff, worker: int) -> bool:
         """Give both sockets to `worker`; True when it has them (this process then forgets the session)."""
-        b = self.backend
+        b: Backend = self.backend  # type: ignore[assignment]
         # out of the poller first: epoll would go on reporting a socket that another process still holds open
         self.poller.unwatch(self.cfd)
         self.poller.unwatch(self.ufd)
-        if not handoff.send(worker, Moved(self.cfd, self.ufd, self.service.name, b.key, self.client_ip,  # type: ignore[union-attr]
-                                          self.dst_port, handoff.index)):
+        moved = Moved(self.cfd, self.ufd, self.service.name, b.key, self.client_ip, self.dst_port, handoff.index)
+        if not handoff.send(worker, moved):
             self._watch_both()
             return False
         self.closed = True
         self.csock.close()
         self.usock.close()  # type: ignore[union-attr]
-        b.active -= 1  # type: ignore[union-attr]
-        b.sessions.discard(self)  # type: ignore[union-attr]
+        b.active -= 1
+        b.sessions.discard(self)  # type: ignore[arg-type]
         return True
 
     @classmethod

@@ -5,8 +5,9 @@
 http/https: HTTP/1.1 with keep-alive; every response names the server (body and X-Server header);
   /<vdir>/healthcheck.htm answers 200 (503 while the --down-flag file exists); /owa/ answers 302;
   /status/NNN answers NNN; /bytes/N answers N bytes; /chunked/N answers N bytes in chunks; /bye answers,
-  then closes the connection; /drop-next answers, then closes the connection unanswered at the next request; /upgrade switches protocols (101) and echoes lines. Request bodies (length or
-  chunked) are read; X-Body gives their size and hash. HEAD answers carry no body.
+  then closes the connection; /drop-next answers, then closes the connection unanswered at the next
+  request; /upgrade switches protocols (101) and echoes lines. Request bodies (length or chunked) are read;
+  X-Body gives their size and hash. HEAD answers carry no body.
 echo: on connect sends "hello NAME LOCALPORT PEERIP\\n", then echoes every line back.
 sink: on connect sends "ready NAME\\n" and ends its sending side at once, waits a second, then reads slowly
   (pausing between reads) until the client's end, and appends "BYTES SHA256" to the --report file.

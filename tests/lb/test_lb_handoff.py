@@ -47,7 +47,8 @@ def _tcp_pair() -> tuple[socket.socket, socket.socket, socket.socket]:
     return client, server, lst
 
 
-def test_a_session_goes_to_the_worker_holding_the_fewest_and_only_when_that_is_fewer(handoff: Callable[[int], Handoff]) -> None:
+def test_a_session_goes_to_the_worker_holding_the_fewest_and_only_when_that_is_fewer(
+        handoff: Callable[[int], Handoff]) -> None:
     h = handoff(3)
     _as(h, 1).held(2)
     _as(h, 2).held(1)

@@ -31,16 +31,21 @@ HIGH_WATER = 256 * 1024
 class Backend:
     """One real server of one service, in this process: counters and open sessions."""
 
-    __slots__ = ("key", "service", "address", "port", "weight", "slot", "active", "total", "bytes_in",
-                 "bytes_out", "sessions", "current_weight", "cookie")
+    __slots__ = ("key", "service", "address", "port", "weight", "slot", "total", "bytes_in", "bytes_out",
+                 "sessions", "current_weight", "cookie")
 
     def __init__(self, key: str, service: str, address: str, port: int | None, weight: int, slot: int) -> None:
         self.key, self.service, self.address, self.port, self.weight = key, service, address, port, weight
         self.slot = slot
-        self.active = self.total = self.bytes_in = self.bytes_out = 0
-        self.sessions: set[Session | splice.RawSession] = set()
+        self.total = self.bytes_in = self.bytes_out = 0
+        self.sessions: set[Session | splice.RawSession] = set()  # open now: joining and leaving are idempotent
         self.current_weight = 0
         self.cookie = cookie_value(address)
+
+    @property
+    def active(self) -> int:
+        """Sessions open to this server in this process."""
+        return len(self.sessions)
 
 
 class ServiceRuntime:
@@ -273,14 +278,17 @@ class Session(asyncio.Protocol):
         if self.task is not None:
             self.task.cancel()
 
-    def _attach(self, b: Backend, tr: asyncio.Transport) -> None:
+    def _pair(self, b: Backend, tr: asyncio.Transport) -> None:
+        """Take `tr`, a new connection to `b`, as this session's server side (counted on `b`)."""
         tr.set_write_buffer_limits(HIGH_WATER)
         self.transport.set_write_buffer_limits(HIGH_WATER)
         self.upstream = tr
         self.backend = b
-        b.active += 1
         b.total += 1
         b.sessions.add(self)
+
+    def _attach(self, b: Backend, tr: asyncio.Transport) -> None:
+        self._pair(b, tr)
         if self.pending:
             data = b"".join(self.pending)
             self.pending = []
@@ -317,10 +325,8 @@ class Session(asyncio.Protocol):
         self.transport.close()
         if self.upstream is not None:
             self.upstream.close()
-        b = self.backend
-        if b is not None:
-            b.active -= 1
-            b.sessions.discard(self)
+        if self.backend is not None:
+            self.backend.sessions.discard(self)
 
     def abort(self) -> None:
         """Close both sides now, dropping unsent data."""
@@ -331,10 +337,8 @@ class Session(asyncio.Protocol):
         self.transport.abort()
         if self.upstream is not None:
             self.upstream.abort()
-        b = self.backend
-        if b is not None:
-            b.active -= 1
-            b.sessions.discard(self)
+        if self.backend is not None:
+            self.backend.sessions.discard(self)
 
 
 class Keeper:

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lb.dataplane import HIGH_WATER, Backend, Session, Upstream
+from lb.dataplane import Backend, Session, Upstream
 from lb.state import DISABLED
 
 MAX_HEAD = 65536  # a longer head is not HTTP this balancer will route
@@ -237,8 +237,8 @@ class HttpUpstream(Upstream):
 class HttpSession(Session):
     """An HTTP-mode client connection whose requests are routed one by one."""
 
-    __slots__ = ("requests", "answers", "inflight", "held", "full", "reading", "client_done", "proto", "started",
-                 "cout", "sout", "set_cookie", "reused", "retry")
+    __slots__ = ("requests", "answers", "inflight", "held", "full", "client_done", "proto", "cout", "sout",
+                 "set_cookie", "reused", "retry")
     upstream_class = HttpUpstream
 
     def __init__(self, listener) -> None:  # type: ignore[no-untyped-def]
@@ -250,10 +250,8 @@ class HttpSession(Session):
         self.inflight: deque[tuple[bytes, bytes | None, bool]] = deque()
         self.held: Head | None = None  # a request waiting for its server connection
         self.full = False  # the server connection's write buffer is full
-        self.reading = True
         self.client_done = False
         self.proto: HttpUpstream | None = None
-        self.started = False  # its first request head has arrived
         self.cout: list[bytes] = []  # bytes for the client, written once per round (`_flush`)
         self.sout: list[bytes] = []  # bytes for the server
         self.set_cookie = b""  # the Set-Cookie line naming the current server
@@ -270,9 +268,7 @@ class HttpSession(Session):
         self._flush()
 
     def _request_head(self, head: Head) -> int:
-        if not self.started:
-            self.started = True
-            self.listener.keeper.waiting.discard(self)
+        self.listener.keeper.waiting.discard(self)  # a head has arrived: no longer waiting for the first one
         if head.upgrade:
             mode = TUNNEL
         elif head.chunked:
@@ -377,25 +373,17 @@ class HttpSession(Session):
         if self.upstream is not None:
             self.upstream.close()
         self.upstream = self.proto = self.answers = None
-        b = self.backend
-        if b is not None:
-            b.active -= 1
-            b.sessions.discard(self)
+        if self.backend is not None:  # kept: the next request prefers it
+            self.backend.sessions.discard(self)
         self.full = False
 
     def _attach(self, b: Backend, tr: asyncio.Transport) -> None:  # type: ignore[override]
-        tr.set_write_buffer_limits(HIGH_WATER)
-        self.transport.set_write_buffer_limits(HIGH_WATER)
-        self.upstream = tr
+        self._pair(b, tr)
         self.proto = tr.get_protocol()  # type: ignore[assignment]
-        self.backend = b
         self.reused = False
         service = self.service
         self.set_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() + b"; Path=/; HttpOnly" +
                            (b"; Secure" if service.server_ssl else b"") + b"\r\n")
-        b.active += 1
-        b.total += 1
-        b.sessions.add(self)
         self.answers = Framer(False, self._answer_head, self._answer_body, self._answer_end)
         head, self.held = self.held, None
         if head is not None:
@@ -486,15 +474,11 @@ class HttpSession(Session):
 
     def _flow(self) -> None:
         want = self.held is None and not self.full
-        if want != self.reading and not self.closed:
-            self.reading = want
+        if not self.closed and want != self.transport.is_reading():
             if want:
                 self.transport.resume_reading()
             else:
                 self.transport.pause_reading()
-
-    def upstream_lost(self) -> None:
-        self.upstream_ended()
 
     def no_server(self) -> None:
         """No server can take the request: answer 503 and close, as a layer-7 balancer does."""

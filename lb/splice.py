@@ -220,7 +220,6 @@ class RawSession:
         b = self.backend
         if b is None:
             return
-        b.active += 1
         b.total += 1
         b.sessions.add(self)  # type: ignore[arg-type]
         self._watch_both()
@@ -291,7 +290,6 @@ class RawSession:
         self.closed = True
         self.csock.close()
         self.usock.close()  # type: ignore[union-attr]
-        b.active -= 1
         b.sessions.discard(self)  # type: ignore[arg-type]
         return True
 
@@ -306,7 +304,6 @@ class RawSession:
         s.dst_port = moved.dst_port
         s.backend = backend
         s.rounds = PROMOTE_AFTER
-        backend.active += 1
         backend.sessions.add(s)  # type: ignore[arg-type]
         s._promote()
         home.handoff.held(1)  # type: ignore[union-attr]
@@ -457,10 +454,8 @@ class RawSession:
                 os.close(pipe[0])
                 os.close(pipe[1])
         self.pipes = [None, None]
-        b = self.backend
-        if b is not None and self in b.sessions:  # type: ignore[comparison-overlap]
-            b.active -= 1
-            b.sessions.discard(self)  # type: ignore[arg-type]
+        if self.backend is not None:
+            self.backend.sessions.discard(self)  # type: ignore[arg-type]
 
     def abort(self) -> None:
         """Close both sides now."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 from typing import Callable
 
 import pytest
@@ -316,3 +317,14 @@ def test_a_bad_head_or_chunk_line_stays_unread() -> None:
         with pytest.raises(BadMessage):
             f.feed(stream)
         assert f.buf and stream.endswith(f.buf)  # not consumed: nothing of it was passed on
+
+
+def test_a_client_leaving_after_its_servers_idle_close_is_counted_off_once(net: Net,
+                                                                         two: Callable[[str], Balancer]) -> None:
+    lb = two(COOKIE)
+    with Client(net.vip, 8001) as c:
+        assert c.request(path="/bye")[0] == 200  # the server closes its side after answering
+        time.sleep(0.2)
+    # counted off its server once: when the server closed, not again when the client left (it showed -1)
+    lb.wait(lambda: all(s["connections"] == 0 for s in lb.state()["services"][0]["servers"]), 2,
+            "the connection counted off")

@@ -77,6 +77,19 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def socket_fds(pid: int) -> dict[str, int]:
+    """The socket inodes process `pid` holds, each with its fd."""
+    out: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:["):
+            out[link[8:-1]] = int(fd)
+    return out
+
+
 def _tree_pids(root: int) -> list[int]:
     return [root] + children(root)
 
@@ -208,14 +221,7 @@ stream {{ upstream b {{ {' '.join(f'server {a}:{BACKEND_PORT};' for a in SERVERS
   server {{ listen {VIP}:{PORTS['nginx-stream']} backlog=4096; proxy_pass b; }} }}
 """)
         self._spawn("nginx-stream", ["nginx", "-c", str(self.dir / "stream.conf"), "-p", str(self.dir)])
-        try:
-            for addr in SERVERS:
-                wait_port(addr, BACKEND_PORT)
-            for port in PORTS.values():
-                wait_port(VIP, port)
-        except TimeoutError as e:
-            raise SystemExit(f"lb_bench: {e}") from None
-        time.sleep(1.0)
+        self._wait([(addr, BACKEND_PORT) for addr in SERVERS] + [(VIP, port) for port in PORTS.values()])
 
     def pids(self, name: str) -> list[int]:
         return _tree_pids(self.procs[name].pid) if name in self.procs else []
@@ -235,9 +241,14 @@ stream {{ upstream b {{ {' '.join(f'server {a}:{BACKEND_PORT};' for a in SERVERS
         cfg = re.sub(r"server (s\d) (\S+) check", r"server \1 \2 cookie \1 check", cfg)
         (self.dir / "haproxy-http.cfg").write_text(cfg)
         self._spawn("haproxy-http", ["haproxy", "-db", "-f", str(self.dir / "haproxy-http.cfg")])
+        self._wait([(VIP, port) for port in HTTP_PORTS.values()])
+
+    @staticmethod
+    def _wait(listeners: list[tuple[str, int]]) -> None:
+        """Until each (address, port) accepts, then one second more for the processes to settle."""
         try:
-            for port in HTTP_PORTS.values():
-                wait_port(VIP, port)
+            for address, port in listeners:
+                wait_port(address, port)
         except TimeoutError as e:
             raise SystemExit(f"lb_bench: {e}") from None
         time.sleep(1.0)
@@ -247,14 +258,7 @@ stream {{ upstream b {{ {' '.join(f'server {a}:{BACKEND_PORT};' for a in SERVERS
         port = f":{PORTS['exha-lb']:04X}"
         out = []
         for pid in self.pids("exha-lb")[1:]:
-            inodes = set()
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if link.startswith("socket:["):
-                    inodes.add(link[8:-1])
+            inodes = socket_fds(pid).keys()
             with open(f"/proc/{pid}/net/tcp") as fh:
                 rows = [line.split() for line in fh.read().splitlines()[1:]]
             out.append(sum(1 for f in rows if f[1].endswith(port) and f[3] == "01" and f[9] in inodes))

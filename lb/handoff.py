@@ -66,7 +66,6 @@ class Handoff:
         for receive, send in self.pairs:
             receive.setblocking(False)
             send.setblocking(False)
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.adopt: Callable[[Moved], None] | None = None
         self.listening: Callable[[int], bool] = lambda w: True
 
@@ -119,7 +118,7 @@ class Handoff:
 
     def start(self, loop: asyncio.AbstractEventLoop, index: int, adopt: Callable[[Moved], None]) -> None:
         """In worker `index`: take in sessions passed to it (first those queued while no worker read them)."""
-        self.loop, self.index, self.adopt = loop, index, adopt
+        self.index, self.adopt = index, adopt
         for w, (receive, send) in enumerate(self.pairs):
             if w != index:
                 receive.close()  # only the owner reads its queue

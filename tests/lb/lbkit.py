@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.lb_bench import children, cpu_seconds, wait_port  # noqa: F401 (the benchmark's /proc and port helpers)
+from benchmarks.lb_bench import children, cpu_seconds, socket_fds, wait_port  # noqa: F401 (the benchmark's)
 from netkit import free_port  # noqa: F401 (shared with tests/roles)
 
 
@@ -28,19 +28,6 @@ _third = iter(range(1, 250))
 def tcp_address(ip: str, port: int) -> str:
     """An IPv4 address and port as /proc/net/tcp writes them."""
     return f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
-
-
-def socket_fds(pid: int) -> dict[str, int]:
-    """The socket inodes process `pid` holds, each with its fd."""
-    out: dict[str, int] = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:  # closed meanwhile
-            continue
-        if link.startswith("socket:["):
-            out[link[8:-1]] = int(fd)
-    return out
 
 
 def established(pid: int, remotes: set[str]) -> set[str]:

@@ -133,6 +133,7 @@ class Config:
     nft_table: str = "exha_lb"
     stop_timeout: float = 10.0  # SIGTERM: how long open connections may take to finish
     splice: bool = True  # plain TCP services move bytes with splice(2) on raw sockets
+    consolidate_below: float = 0.3  # cores: below this the workers gather long-lived sessions on one (handoff)
 
     def service(self, name: str) -> VirtualService:
         for vs in self.virtual_services:
@@ -187,10 +188,10 @@ class _Node:
             raise self.err(key, f"expected an integer {lo}-{hi}", value)
         return value
 
-    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+    def number(self, key: str, default: float, lo: float, hi: float, unit: str = "seconds") -> float:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-            raise self.err(key, f"expected a number of seconds {lo:g}-{hi:g}", value)
+            raise self.err(key, f"expected a number of {unit} {lo:g}-{hi:g}", value)
         return float(value)
 
     def table(self, key: str, allowed: tuple[str, ...]) -> _Node:
@@ -385,7 +386,7 @@ def parse(text: str, file: str = "<config>", template_dirs: tuple[Path, ...] = (
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML ({exc})") from exc
     top = _Node(file, "", data, ("workers", "log_level", "wildcard_port", "nft_table", "stop_timeout", "splice",
-                                 "templates_dir", "admin", "virtual_services"))
+                                 "consolidate_below", "templates_dir", "admin", "virtual_services"))
     dirs = template_dirs
     if top.has("templates_dir"):
         dirs = (Path(file).resolve().parent / top.string("templates_dir"),) + dirs
@@ -411,7 +412,8 @@ def parse(text: str, file: str = "<config>", template_dirs: tuple[Path, ...] = (
                   workers=top.integer("workers", 1, 1, max(64, os.cpu_count() or 1)),
                   log_level=top.string("log_level", "info", ("debug", "info", "warning", "error")),
                   wildcard_port=top.integer("wildcard_port", 64999, 1, 65535), nft_table=nft_table,
-                  stop_timeout=top.number("stop_timeout", 10.0, 0, 3600), splice=top.boolean("splice", True))
+                  stop_timeout=top.number("stop_timeout", 10.0, 0, 3600), splice=top.boolean("splice", True),
+                  consolidate_below=top.number("consolidate_below", 0.3, 0, 64, "cores"))
 
 
 def _check_unique(file: str, services: tuple[VirtualService, ...]) -> None:

@@ -18,12 +18,13 @@ from collections.abc import Callable
 
 from lb import log, poller, splice
 from lb.config import Config, VirtualService
-from lb.handoff import Handoff, Moved
+from lb.handoff import PULSE, Handoff, Moved
 from lb.persistence import SharedSourceMemory, SourceTable, cookie_value
 from lb.scheduling import Scheduler, make
 from lb.sockopts import original_dst, transparent_socket
 from lb.state import DISABLED, DRAIN, ServerTable
 
+MOVE_BATCH = 256  # long-lived sessions one pulse passes to another worker at most
 SWEEP = 1.0  # longest period of the idle/drain sweep; shorter when a service's idle or drain timeout is short
 HIGH_WATER = 256 * 1024
 
@@ -359,6 +360,9 @@ class Keeper:
         self.connect_timer: asyncio.TimerHandle | None = None
         self.connect_due = 0.0
         self.sweep_timer: asyncio.TimerHandle | None = None
+        # the workers' load sample and placement (lb/handoff.py); pulse(False) only samples
+        self.pulse: Callable[[bool], None] | None = None
+        self.pulse_timer: asyncio.TimerHandle | None = None
 
     def connect_started(self, s: Session | splice.RawSession) -> None:
         """`s` is connecting to a server until `s.connect_deadline` (loop time)."""
@@ -381,6 +385,20 @@ class Keeper:
         """A session is open: make sure the sweep runs."""
         if self.sweep_timer is None:
             self.sweep_timer = self.loop.call_later(self.period, self._sweep)
+        if self.pulse_timer is None and self.pulse is not None:
+            self.pulse(False)  # the first sample, so the first pulse already knows this worker's load
+            self.pulse_timer = self.loop.call_later(PULSE, self._pulse)
+
+    def _pulse(self) -> None:
+        self.pulse_timer = None
+        if self.pulse is None:
+            return
+        try:
+            self.pulse(True)
+        except Exception:
+            log.root.exception("pulse failed")
+        if self.sweep_timer is not None:  # something is still open
+            self.pulse_timer = self.loop.call_later(PULSE, self._pulse)
 
     def _sweep(self) -> None:
         self.sweep_timer = None
@@ -403,10 +421,10 @@ class Keeper:
             self.connect_timer = self.loop.call_at(self.connect_due, self._connect_check)
 
     def stop(self) -> None:
-        for timer in (self.connect_timer, self.sweep_timer):
+        for timer in (self.connect_timer, self.sweep_timer, self.pulse_timer):
             if timer is not None:
                 timer.cancel()
-        self.connect_timer = self.sweep_timer = None
+        self.connect_timer = self.sweep_timer = self.pulse_timer = None
 
 
 class Listener:
@@ -546,6 +564,9 @@ class Dataplane:
                 self.retired[key] = (b, now + (old.vs.timeouts.drain if old else 0.0))
         self.backends, self.services, self.persist, self.config = backends, services, persist, config
         self.generation = -1
+        if self.handoff is not None:
+            self.handoff.below = config.consolidate_below
+            self.keeper.pulse = self.pulse if config.consolidate_below > 0 else None
         # a tenth of the shortest idle or drain timeout, so neither runs over by more than 10 %
         shortest = min((min(vs.timeouts.idle, vs.timeouts.drain) for vs in config.virtual_services), default=SWEEP)
         self.keeper.period = min(SWEEP, max(0.05, shortest / 10))
@@ -566,6 +587,27 @@ class Dataplane:
                 drain = rt.vs.timeouts.drain if rt is not None else 0.0
                 self.retired[moved.backend] = (b, time.time() + drain)
         splice.RawSession.adopt(self.home, moved, rt, b)
+
+    def pulse(self, place: bool = True) -> None:
+        """Every PULSE seconds while something is open: sample this worker's CPU, then pass on the long-lived
+        sessions that the load says belong elsewhere (gathered while light, evened out when not)."""
+        handoff = self.handoff
+        if handoff is None:
+            return
+        now = time.monotonic()
+        handoff.sample(time.process_time(), now)
+        if not place:
+            return
+        worker, count = handoff.surplus(handoff.decide(now))
+        count = min(count, MOVE_BATCH)
+        if count <= 0:
+            return
+        for b in list(self.backends.values()):
+            for s in list(b.sessions):
+                if isinstance(s, splice.RawSession) and s.move(handoff, worker):
+                    count -= 1
+                    if count == 0:
+                        return
 
     def publish(self) -> None:
         """Write this process's counters into the shared table."""

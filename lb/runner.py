@@ -265,6 +265,7 @@ class Runner:
         self.table.set_listening(index, True)
         if self.handoff is not None:
             self.handoff.start(loop, index, dp.adopt)
+        log.event(log.runner, logging.INFO, "worker_started", worker=index, pid=os.getpid())
         stop = asyncio.Event()
         supervisor = self.pid
 

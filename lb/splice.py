@@ -8,7 +8,8 @@ PROMOTE_AFTER requests is long-lived (keep-alive HTTP, Outlook's RPC, an SMTP co
 loop's own readers, which wake it without the Poller's second epoll_wait and dispatch (measured: 4-7 % less CPU per
 request at a fixed rate, the same at saturation, in docs/benchmarks.md). It goes back to the Poller as soon as
 anything but plain reading is needed (a slow receiver, an end). With several workers, a session that turns
-long-lived is first offered to a worker holding fewer long-lived sessions (lb/handoff.py). A RawSession offers
+long-lived, and later one that is between two exchanges, may be passed to another worker: gathered on one while
+the load is light, evened out when it is not (lb/handoff.py). A RawSession offers
 the same face to the data plane's housekeeping (`last`, `abort()`, `connect_timed_out()`) as a Protocol session.
 """
 
@@ -265,8 +266,8 @@ class RawSession:
                     self._park(side)
 
     def _long_lived(self) -> None:
-        """The session has carried PROMOTE_AFTER requests: pass it to a worker that holds fewer long-lived
-        sessions (lb/handoff.py), or keep it and, when nothing else is going on, promote it."""
+        """The session has carried PROMOTE_AFTER requests: pass it to the worker the load says (lb/handoff.py),
+        or keep it and, when nothing else is going on, promote it."""
         handoff = self.listener.handoff
         if self.masks[1] == WATCH:
             if handoff is not None:
@@ -280,18 +281,35 @@ class RawSession:
     def _hand_off(self, handoff: Handoff, worker: int) -> bool:
         """Give both sockets to `worker`; True when it has them (this process then forgets the session)."""
         b: Backend = self.backend  # type: ignore[assignment]
-        # out of the poller first: epoll would go on reporting a socket that another process still holds open
-        self.poller.unwatch(self.cfd)
-        self.poller.unwatch(self.ufd)
+        promoted = self.masks[0] == LOOP
+        # out of the poller (or the loop's readers) first: epoll would go on reporting a socket that another
+        # process still holds open
+        if promoted:
+            self._leave_loop()
+        else:
+            self.poller.unwatch(self.cfd)
+            self.poller.unwatch(self.ufd)
         moved = Moved(self.cfd, self.ufd, self.service.name, b.key, self.client_ip, self.dst_port, handoff.index)
         if not handoff.send(worker, moved):
-            self._watch_both()
+            if promoted:
+                self._promote()
+            else:
+                self._watch_both()
             return False
         self.closed = True
         self.csock.close()
         self.usock.close()  # type: ignore[union-attr]
         b.sessions.discard(self)  # type: ignore[arg-type]
+        if promoted:
+            handoff.held(-1)
         return True
+
+    def move(self, handoff: Handoff, worker: int) -> bool:
+        """Pass a long-lived session this worker holds to `worker` (lb/handoff.py), if it is between two
+        exchanges (read through the loop, nothing waiting in a pipe); True when it went."""
+        if self.closed or self.masks[0] != LOOP or self.masks[1] != LOOP:
+            return False
+        return self._hand_off(handoff, worker)
 
     @classmethod
     def adopt(cls, home: Listener, moved: Moved, service: ServiceRuntime | None, backend: Backend) -> RawSession:

@@ -98,6 +98,13 @@ def test_errors_name_file_field_and_allowed(extra: str, message: str) -> None:
     assert str(err.value).startswith(message), str(err.value)
 
 
+def test_top_level_error_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"^c.toml: consolidate_below: expected a number of cores 0-64, got -0.5"):
+        config.parse("consolidate_below = -0.5\n" + BASE.format(extra="port = 25"), "c.toml")
+    assert config.parse("consolidate_below = 0\n" + BASE.format(extra="port = 25"), "c.toml").consolidate_below == 0
+    assert config.parse(BASE.format(extra="port = 25"), "c.toml").consolidate_below == 0.3
+
+
 def test_real_server_error_path() -> None:
     text = BASE.format(extra="port = 25") + '[[virtual_services.real_servers]]\naddress = "127.0.0.24"\nport = 0\n'
     with pytest.raises(ConfigError, match=r"^c.toml: virtual_services\[0\].real_servers\[1\].port: expected an "

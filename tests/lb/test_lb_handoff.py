@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from lb.config import load
 from lb.dataplane import Dataplane
-from lb.handoff import Handoff, Moved
+from lb.handoff import LIGHT, PULSE, SPREAD, Handoff, Moved
 from lb.persistence import SharedSourceMemory
 from lb.state import ServerTable
 from lbkit import free_port
@@ -60,6 +61,49 @@ def test_a_session_goes_to_the_worker_holding_the_fewest_and_only_when_that_is_f
     assert h.target() == -1  # 1 holds as many as 0: moving would only move the imbalance
     h.held(1)
     assert h.target() == 1
+
+
+def _busy(h: Handoff, worker: int, cores: float, now: float) -> None:
+    """Worker `worker` samples: it used `cores` of one core over the last PULSE seconds."""
+    h.index, h._sample = worker, (0.0, now - PULSE)
+    h.sample(cores * PULSE, now)
+
+
+def test_light_load_gathers_long_lived_sessions_on_the_first_worker(handoff: Callable[[int], Handoff]) -> None:
+    h = handoff(2)
+    h.below = 0.3
+    now = time.monotonic()
+    _as(h, 0).held(3)
+    _as(h, 1).held(2)
+    _busy(h, 1, 0.1, now)
+    _busy(h, 0, 0.1, now)
+    assert h.decide(now) == LIGHT  # 0.2 cores in all
+    assert h.target() == -1  # the first worker keeps what it has
+    assert h.surplus(LIGHT) == (-1, 0)
+    h.index = 1
+    assert h.mode() == LIGHT and h.target() == 0  # the other passes new ones to it, and all it holds
+    assert h.surplus(LIGHT) == (0, 2)
+    h.below = 0  # consolidation off: even out
+    assert h.mode() == SPREAD and h.target() == -1
+
+
+def test_the_load_spreads_above_the_line_and_gathers_only_well_below_it(
+        handoff: Callable[[int], Handoff]) -> None:
+    h = handoff(2)
+    h.below = 0.3
+    now = time.monotonic()
+    _as(h, 0).held(10)
+    for cores, mode in ((0.2, LIGHT), (0.4, LIGHT), (0.5, SPREAD), (0.4, SPREAD), (0.25, LIGHT)):
+        _busy(h, 0, cores, now)  # 0.3 x 1.5 = 0.45: spread above, gather below 0.3, keep the mode between
+        assert h.decide(now) == mode, cores
+    _busy(h, 0, 0.9, now)
+    assert h.decide(now) == SPREAD
+    assert h.surplus(SPREAD) == (1, 5)  # half the difference to the worker with the fewest
+    h.index = 1
+    assert h.mode(now) == SPREAD and h.target() == -1  # it holds none: nothing to even out from there
+    # the deciding worker has gone quiet (nothing open): the others take the load as light
+    assert h.mode(now + 1.0) == LIGHT
+    assert h.busy(0, now + 1.0) == 0.0 and h.busy(0, now) == 0.9
 
 
 def test_sessions_on_their_way_count_for_their_receiver_at_once(handoff: Callable[[int], Handoff]) -> None:

@@ -261,38 +261,54 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-def test_long_lived_sessions_are_spread_over_the_workers(net: Net, backend: Callable[..., Proc],
-                                                         balancer: Callable[..., Balancer]) -> None:
-    """Connections the kernel's hash gave to one worker: once each has carried a few requests (long-lived), the
-    worker passes half of them to the other, and every one goes on working, with the same server behind it."""
+def _relay(net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer], extra: str) -> Balancer:
     backend("echo", "A", net.host(23), 8001)
     backend("echo", "B", net.host(24), 8001)
-    lb = balancer("workers = 2\n" + service_toml(net, "relay", 'port = 8001\nscheduler = "round_robin"',
-                                                 servers=(23, 24), health='kind = "tcp"\ninterval = 0.5'))
-    workers = _worker_pids(lb)
-    opened = [socket.create_connection((net.vip, 8001), source_address=(net.host(60 + i), 0), timeout=5)
+    return balancer(f"workers = 2\n{extra}\n" + service_toml(
+        net, "relay", 'port = 8001\nscheduler = "round_robin"', servers=(23, 24),
+        health='kind = "tcp"\ninterval = 0.5'))
+
+
+def _on_worker(net: Net, pid: int, first: int = 60) -> tuple[list[socket.socket], dict[socket.socket, bytes]]:
+    """Connections (from .60 up) that the kernel's hash gave to worker `pid`, with their servers' greetings;
+    the others are reset."""
+    opened = [socket.create_connection((net.vip, 8001), source_address=(net.host(first + i), 0), timeout=5)
               for i in range(40)]
     greeting = {s: s.recv(100) for s in opened}
-    first = workers[0]
-    held = socket_fds(first).keys()
-    mine = [s for s in opened if established(first, {tcp_address(*s.getsockname())}) & held]
+    held = socket_fds(pid).keys()
+    mine = [s for s in opened if established(pid, {tcp_address(*s.getsockname())}) & held]
     for s in opened:
-        if s not in mine:  # keep only the connections the hash gave to the first worker
+        if s not in mine:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
+    assert len(mine) >= 8, f"the hash gave the worker only {len(mine)} of 40 connections"
+    return mine, greeting
+
+
+def _where(workers: list[int], conns: list[socket.socket]) -> list[int]:
+    """How many of `conns` each worker holds."""
+    remotes = {tcp_address(*s.getsockname()) for s in conns}
+    return [len(established(pid, remotes) & socket_fds(pid).keys()) for pid in workers]
+
+
+def _exchange(conns: list[socket.socket], rnd: int) -> None:
+    for s in conns:  # each line comes back from the same server, wherever the connection now is
+        s.sendall(f"line {rnd}\n".encode())
+        assert s.recv(100) == f"line {rnd}\n".encode()
+
+
+def test_long_lived_sessions_are_spread_over_the_workers(net: Net, backend: Callable[..., Proc],
+                                                         balancer: Callable[..., Balancer]) -> None:
+    """With consolidation off: connections the kernel's hash gave to one worker, once each has carried a few
+    requests (long-lived), are half passed to the other, and every one goes on working with the same server."""
+    lb = _relay(net, backend, balancer, "consolidate_below = 0")
+    workers = _worker_pids(lb)
+    mine, greeting = _on_worker(net, workers[0])
     try:
-        assert len(mine) >= 8, f"the hash gave the first worker only {len(mine)} of 40 connections"
-
-        def where() -> list[int]:
-            remotes = {tcp_address(*s.getsockname()) for s in mine}
-            return [len(established(pid, remotes) & socket_fds(pid).keys()) for pid in workers]
-
-        assert where() == [len(mine), 0]
-        for rnd in range(6):  # long-lived after 4 requests; each line comes back from the same server
-            for s in mine:
-                s.sendall(f"line {rnd}\n".encode())
-                assert s.recv(100) == f"line {rnd}\n".encode()
-        counts = where()
+        assert _where(workers, mine) == [len(mine), 0]
+        for rnd in range(6):  # long-lived after 4 requests
+            _exchange(mine, rnd)
+        counts = _where(workers, mine)
         assert sum(counts) == len(mine) and abs(counts[0] - counts[1]) <= 1, counts
         # each server's open connections, as the workers count them, are still the ones it greeted
         greeted = Counter(greeting[s].split()[1].decode() for s in mine)
@@ -300,4 +316,70 @@ def test_long_lived_sessions_are_spread_over_the_workers(net: Net, backend: Call
         assert servers == {net.host(23): greeted["A"], net.host(24): greeted["B"]}
     finally:
         for s in mine:
+            s.close()
+
+
+def _first_worker(lb: Balancer, workers: list[int]) -> int:
+    """The pid of worker 0 (the first listening one), from the workers' own log lines."""
+    for line in lb.log_events("worker_started"):
+        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+        if fields.get("worker") == "0":
+            assert int(fields["pid"]) in workers
+            return int(fields["pid"])
+    raise AssertionError("no worker_started line for worker 0")
+
+
+def test_at_light_load_long_lived_sessions_gather_on_the_first_worker(
+        net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
+    """Below `consolidate_below` (default 0.3 of a core) every long-lived connection ends on worker 0, from
+    whichever worker the hash gave it to, and keeps working with its server."""
+    lb = _relay(net, backend, balancer, "")
+    workers = _worker_pids(lb)
+    first = _first_worker(lb, workers)
+    other = next(pid for pid in workers if pid != first)
+    conns: list[socket.socket] = []
+    try:
+        for pid, base in ((other, 60), (first, 110)):  # some from each worker
+            mine, _ = _on_worker(net, pid, base)
+            conns += mine
+        for rnd in range(6):
+            _exchange(conns, rnd)
+        counts = dict(zip(workers, _where(workers, conns)))
+        assert counts == {first: len(conns), other: 0}
+        servers = {s["address"]: s["connections"] for s in lb.state()["services"][0]["servers"]}
+        assert sum(servers.values()) == len(conns)
+    finally:
+        for s in conns:
+            s.close()
+
+
+def test_long_lived_sessions_spread_under_load_and_gather_again_when_it_falls(
+        net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
+    """With a low line (0.02 of a core), a busy exchange spreads the connections over both workers; once it
+    stops, they gather on worker 0 again. The busy loop is bounded (20 s, 200,000 lines)."""
+    lb = _relay(net, backend, balancer, "consolidate_below = 0.02")
+    workers = _worker_pids(lb)
+    first = _first_worker(lb, workers)
+    other = next(pid for pid in workers if pid != first)
+    conns, _ = _on_worker(net, other)
+    try:
+        for rnd in range(6):
+            _exchange(conns, rnd)
+        assert dict(zip(workers, _where(workers, conns))) == {first: len(conns), other: 0}
+        deadline, lines, spread = time.monotonic() + 20, 0, False
+        while time.monotonic() < deadline and lines < 200_000 and not spread:
+            for _ in range(20):
+                _exchange(conns, 7)
+            lines += 20 * len(conns)
+            counts = _where(workers, conns)
+            spread = sum(counts) == len(conns) and min(counts) >= len(conns) // 2 - 1
+        assert spread, f"still {counts} after {lines} lines"
+        _exchange(conns, 8)  # every connection still works
+        deadline = time.monotonic() + 10
+        while dict(zip(workers, _where(workers, conns))) != {first: len(conns), other: 0}:
+            assert time.monotonic() < deadline, _where(workers, conns)
+            time.sleep(0.1)
+        _exchange(conns, 9)
+    finally:
+        for s in conns:
             s.close()

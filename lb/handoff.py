@@ -14,7 +14,8 @@ gathered on the first listening worker: one process woken for all their events c
 each woken for half of them (measured: 58.9 against 66.7 µs per request at 3,000 requests/s, see
 docs/benchmarks.md). Above SPREAD_FACTOR times that, each worker evens out with the one that holds the fewest.
 In between, the last decision stands, so a load near the line does not move sessions back and forth. The first
-listening worker decides (one writer); when it has gone quiet, the load is light.
+listening worker decides (one writer); after a quiet spell (no recent decision) sessions are spread, so a
+sudden burst starts evenly shared and gathers only once a sample shows the load light.
 
 Counts live in one shared map, each number written by one process only: `long[w]` (long-lived sessions worker
 w holds), `sent[a][b]` (sessions a has passed to b), `taken[b][a]` (those b has taken in), `busy[w]` and
@@ -41,7 +42,7 @@ MAX_META = 512
 PULSE = 0.25  # seconds between a busy worker's CPU samples
 STALE = 3 * PULSE  # a sample older than this is from a worker with nothing open: it is idle
 SPREAD_FACTOR = 1.5  # spread above this multiple of `consolidate_below`
-LIGHT, SPREAD = 0, 1
+SPREAD, LIGHT = 0, 1  # the shared map starts at 0: spread until a sample shows the load is light
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class Handoff:
         if self.first() != self.index:
             return self.mode(now)
         total = sum(self.busy(w, now) for w in range(self.workers) if self.listening(w))
-        mode = self._get(self._mode)
+        mode = self.mode(now)
         if total < below:
             mode = LIGHT
         elif total > below * SPREAD_FACTOR:
@@ -151,11 +152,12 @@ class Handoff:
         return mode
 
     def mode(self, now: float | None = None) -> int:
-        """The placement mode in force, as last decided; LIGHT when the deciding worker has gone quiet."""
+        """The placement mode in force, as last decided; SPREAD when the deciding worker has gone quiet (a
+        burst after a quiet spell then starts evenly spread, and gathers only once a sample shows it light)."""
         if self.below <= 0:
             return SPREAD
         if (time.monotonic() if now is None else now) - self._get(self._mode + _Q.size) / 1e6 > STALE:
-            return LIGHT
+            return SPREAD
         return self._get(self._mode)
 
     # -- placement ------------------------------------------------------------------------------------------

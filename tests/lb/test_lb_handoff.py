@@ -101,9 +101,11 @@ def test_the_load_spreads_above_the_line_and_gathers_only_well_below_it(
     assert h.surplus(SPREAD) == (1, 5)  # half the difference to the worker with the fewest
     h.index = 1
     assert h.mode(now) == SPREAD and h.target() == -1  # it holds none: nothing to even out from there
-    # the deciding worker has gone quiet (nothing open): the others take the load as light
-    assert h.mode(now + 1.0) == LIGHT
+    # the deciding worker has gone quiet (nothing open): a burst after it starts spread
+    assert h.mode(now + 1.0) == SPREAD
     assert h.busy(0, now + 1.0) == 0.0 and h.busy(0, now) == 0.9
+    _busy(h, 0, 0.4, now + 1.0)
+    assert h.decide(now + 1.0) == SPREAD  # between the lines after a quiet spell: spread until shown light
 
 
 def test_sessions_on_their_way_count_for_their_receiver_at_once(handoff: Callable[[int], Handoff]) -> None:

@@ -329,10 +329,19 @@ def _first_worker(lb: Balancer, workers: list[int]) -> int:
     raise AssertionError("no worker_started line for worker 0")
 
 
+def _gathered(workers: list[int], conns: list[socket.socket], first: int, other: int) -> None:
+    """Wait (10 s at most) until worker `first` holds every one of `conns`."""
+    deadline = time.monotonic() + 10
+    while dict(zip(workers, _where(workers, conns))) != {first: len(conns), other: 0}:
+        assert time.monotonic() < deadline, dict(zip(workers, _where(workers, conns)))
+        time.sleep(0.1)
+
+
 def test_at_light_load_long_lived_sessions_gather_on_the_first_worker(
         net: Net, backend: Callable[..., Proc], balancer: Callable[..., Balancer]) -> None:
-    """Below `consolidate_below` (default 0.3 of a core) every long-lived connection ends on worker 0, from
-    whichever worker the hash gave it to, and keeps working with its server."""
+    """Below `consolidate_below` (default 0.3 of a core) every long-lived connection ends on worker 0 (once a
+    sample has shown the load light), from whichever worker the hash gave it to, and keeps working with its
+    server."""
     lb = _relay(net, backend, balancer, "")
     workers = _worker_pids(lb)
     first = _first_worker(lb, workers)
@@ -344,8 +353,8 @@ def test_at_light_load_long_lived_sessions_gather_on_the_first_worker(
             conns += mine
         for rnd in range(6):
             _exchange(conns, rnd)
-        counts = dict(zip(workers, _where(workers, conns)))
-        assert counts == {first: len(conns), other: 0}
+        _gathered(workers, conns, first, other)
+        _exchange(conns, 6)
         servers = {s["address"]: s["connections"] for s in lb.state()["services"][0]["servers"]}
         assert sum(servers.values()) == len(conns)
     finally:
@@ -365,7 +374,7 @@ def test_long_lived_sessions_spread_under_load_and_gather_again_when_it_falls(
     try:
         for rnd in range(6):
             _exchange(conns, rnd)
-        assert dict(zip(workers, _where(workers, conns))) == {first: len(conns), other: 0}
+        _gathered(workers, conns, first, other)
         deadline, lines, spread = time.monotonic() + 20, 0, False
         while time.monotonic() < deadline and lines < 200_000 and not spread:
             for _ in range(20):
@@ -375,10 +384,7 @@ def test_long_lived_sessions_spread_under_load_and_gather_again_when_it_falls(
             spread = sum(counts) == len(conns) and min(counts) >= len(conns) // 2 - 1
         assert spread, f"still {counts} after {lines} lines"
         _exchange(conns, 8)  # every connection still works
-        deadline = time.monotonic() + 10
-        while dict(zip(workers, _where(workers, conns))) != {first: len(conns), other: 0}:
-            assert time.monotonic() < deadline, _where(workers, conns)
-            time.sleep(0.1)
+        _gathered(workers, conns, first, other)
         _exchange(conns, 9)
     finally:
         for s in conns:

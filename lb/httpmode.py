@@ -382,8 +382,9 @@ class HttpSession(Session):
         self.proto = tr.get_protocol()  # type: ignore[assignment]
         self.reused = False
         service = self.service
-        self.set_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() + b"; Path=/; HttpOnly" +
-                           (b"; Secure" if service.server_ssl else b"") + b"\r\n")
+        if service.cookie_name:  # read only for services with cookie persistence
+            self.set_cookie = (b"Set-Cookie: " + service.cookie_name + b"=" + b.cookie.encode() +
+                               b"; Path=/; HttpOnly" + (b"; Secure" if service.server_ssl else b"") + b"\r\n")
         self.answers = Framer(False, self._answer_head, self._answer_body, self._answer_end)
         head, self.held = self.held, None
         if head is not None:

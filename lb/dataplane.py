@@ -582,8 +582,10 @@ class Dataplane:
         b = self.backends.get(moved.backend)
         if b is None:  # this worker has reloaded to a config without that server: it drains as a removed one
             b = self.retired.get(moved.backend, (None, 0.0))[0]
-            if b is None:
-                b = Backend(moved.backend, moved.service, "", None, 0, self.table.slot(moved.backend))
+            if b is None:  # named as its key says ("service/address:port"), so its log lines name it
+                address, _, port = moved.backend.rpartition("/")[2].rpartition(":")
+                b = Backend(moved.backend, moved.service, address, int(port) if port.isdigit() else None, 0,
+                            self.table.slot(moved.backend))
                 drain = rt.vs.timeouts.drain if rt is not None else 0.0
                 self.retired[moved.backend] = (b, time.time() + drain)
         splice.RawSession.adopt(self.home, moved, rt, b)

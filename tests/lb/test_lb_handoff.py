@@ -231,7 +231,7 @@ def test_a_worker_carries_on_a_session_it_is_given_also_for_a_server_its_config_
             known = dp.backends["relay/127.0.0.23:*"]
             assert known.active == 1 and known.bytes_in == len(b"request") and known.bytes_out == len(b"answer")
             dropped, _ = dp.retired["relay/127.0.0.99:25"]
-            assert dropped.active == 1
+            assert dropped.active == 1 and (dropped.address, dropped.port) == ("127.0.0.99", 25)
             assert h.long(1) == 2
             dp.retired["relay/127.0.0.99:25"] = (dropped, 0.0)  # its drain time is up
             dp.sweep()

@@ -60,6 +60,8 @@ class Persistence:
     cookie_name: str = "EXHALB"
     group: str = ""  # services with the same group share one persistence table / cookie
     fallback: str = "none"  # cookie persistence: how requests without a valid cookie persist (none, source_ip)
+    header: str = ""  # HTTP mode: requests carrying this header persist by its value (ActiveSync: Authorization)
+    header_paths: tuple[str, ...] = ()  # ... on these path prefixes only (case-insensitive); () = every path
 
     def table_name(self, service: str) -> str:
         return self.group or service
@@ -277,6 +279,15 @@ def _health(node: _Node) -> HealthCheck:
     )
 
 
+def _header_paths(p: _Node) -> tuple[str, ...]:
+    raw = p.data.get("header_paths", [])
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x.startswith("/") for x in raw):
+        raise p.err("header_paths", 'expected a list of URL path prefixes starting with "/"', raw)
+    if raw and not p.data.get("header"):
+        raise p.err("header_paths", "applies only with persistence.header (name the header, or remove it)", raw)
+    return tuple(raw)
+
+
 def _real_servers(node: _Node, service_ports: tuple[int, ...] | None) -> tuple[RealServer, ...]:
     raw = node.data.get("real_servers")
     if not isinstance(raw, list) or not raw:
@@ -336,11 +347,17 @@ def _virtual_service(file: str, index: int, raw: object, template_dirs: tuple[Pa
         raise node.err("name", "expected letters, digits, '-', '_' or '.'", name)
     ports = _ports(node)
     mode = node.string("mode", "tcp", MODES)
-    p = node.table("persistence", ("kind", "timeout", "cookie_name", "group", "fallback"))
+    p = node.table("persistence", ("kind", "timeout", "cookie_name", "group", "fallback", "header",
+                                   "header_paths"))
     persistence = Persistence(kind=p.string("kind", "none", PERSISTENCE_KINDS),
                               timeout=p.number("timeout", 2700.0, 1, 7 * 86400),
                               cookie_name=p.string("cookie_name", "EXHALB"), group=p.string("group", ""),
-                              fallback=p.string("fallback", "none", ("none", "source_ip")))
+                              fallback=p.string("fallback", "none", ("none", "source_ip")),
+                              header=p.string("header", ""), header_paths=_header_paths(p))
+    if persistence.header and mode != "http":
+        raise p.err("header", 'header persistence needs mode = "http"', persistence.header)
+    if persistence.header and not all(c.isalnum() or c in "-_" for c in persistence.header):
+        raise p.err("header", "expected a header name (letters, digits, '-', '_')", persistence.header)
     if persistence.kind == "cookie" and mode != "http":
         raise p.err("kind", 'cookie persistence needs mode = "http" (use source_ip for TCP services)', "cookie")
     if persistence.fallback != "none" and persistence.kind != "cookie":

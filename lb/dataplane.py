@@ -53,7 +53,7 @@ class ServiceRuntime:
     """A virtual service as the data plane runs it: its backends, scheduler, persistence and TLS contexts."""
 
     def __init__(self, vs: VirtualService, backends: list[Backend], table: ServerTable,
-                 persist: SourceTable | None) -> None:
+                 persist: SourceTable | None, by_header: SourceTable | None = None) -> None:
         self.vs = vs
         self.name = vs.name
         self.backends = backends
@@ -66,6 +66,10 @@ class ServiceRuntime:
         self.client_ssl = _client_context(vs) if vs.tls.reencrypt else None
         self.http = vs.mode == "http"
         self.cookie_name = vs.persistence.cookie_name.encode() if vs.persistence.kind == "cookie" else b""
+        # header persistence (HTTP mode): the header's lower-case name, the lower-case path prefixes, the table
+        self.header = vs.persistence.header.lower().encode()
+        self.header_paths = tuple(p.lower().encode() for p in vs.persistence.header_paths)
+        self.by_header = by_header
         self.connect_timeout = vs.timeouts.connect
         self.generation = -1  # of the shared table when `ready` was worked out
         self.ready: list[Backend] = []  # the servers that may take new clients (weight > 0, up and enabled)
@@ -518,7 +522,12 @@ class Dataplane:
                 name = vs.persistence.table_name(vs.name)
                 table = persist.get(name) or self.memory.table(name, vs.persistence.timeout)
                 persist[name] = table
-            services[vs.name] = ServiceRuntime(vs, blist, self.table, table)
+            by_header = None
+            if vs.persistence.header:
+                name = vs.persistence.table_name(vs.name) + "/header:" + vs.persistence.header.lower()
+                by_header = persist.get(name) or self.memory.table(name, vs.persistence.timeout)
+                persist[name] = by_header
+            services[vs.name] = ServiceRuntime(vs, blist, self.table, table, by_header)
         # listeners: bind what is new first, so a failure leaves the running config alone
         def kind(rt: ServiceRuntime) -> str:
             if rt.server_ssl is not None:

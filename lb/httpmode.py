@@ -1,7 +1,9 @@
 """HTTP mode: each request of a keep-alive connection is routed on its own, as KEMP's and HAProxy's layer-7
 services do.
 
-A request that carries a valid persistence cookie goes to that cookie's server; one without stays on the
+A request that carries a valid persistence cookie goes to that cookie's server; else, with header persistence
+(`persistence.header`, e.g. ActiveSync's `Authorization` on `/Microsoft-Server-ActiveSync`: phones keep no
+cookies and change addresses), to the server its header's value went to last; else it stays on the
 server the connection already uses (NTLM and Kerberos authenticate the connection, not the request), or, when
 that server is gone or the connection has none yet, is balanced as usual. When a request must go to another
 server, it waits until the answer to the last request has been sent in full, then the connection to the old
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +55,7 @@ class Head:
     upgrade: bool
     close: bool  # the connection ends after this message (Connection: close; HTTP/1.0 without keep-alive)
     persist: str | None = None  # the persistence cookie's value (requests), filled in by the session
+    affinity: bytes | None = None  # the persistence header's value (requests), when header persistence applies
 
     def cookie(self, name: bytes) -> str | None:
         """The value of cookie `name` in this (request) head, or None."""
@@ -61,6 +65,21 @@ class Head:
                 if sep and k == name:
                     return v.decode("latin-1")
         return None
+
+
+def affinity(head: Head, name: bytes, prefixes: tuple[bytes, ...]) -> bytes | None:
+    """The value of request header `name` (lower case) if the request's path starts with one of `prefixes`
+    (lower case; none: any path), else None."""
+    if prefixes:
+        target = head.low[:head.low.find(b"\r\n")].split(b" ", 2)[1:2]
+        path = target[0] if target else b""
+        if path.startswith((b"http://", b"https://")):  # absolute form: the path starts after the authority
+            slash = path.find(b"/", path.find(b"//") + 2)
+            path = path[slash:] if slash >= 0 else b"/"
+        if not path.startswith(prefixes):
+            return None
+    values = _fields(head.raw, head.low, name)
+    return values[0] if values and values[0] else None
 
 
 def _fields(raw: bytes, low: bytes, name: bytes) -> list[bytes]:
@@ -275,8 +294,11 @@ class HttpSession(Session):
             mode = CHUNK_SIZE
         else:
             mode = LENGTH if head.length else NONE
-        name = self.service.cookie_name
+        service = self.service
+        name = service.cookie_name
         head.persist = head.cookie(name) if name else None
+        if service.header:
+            head.affinity = affinity(head, service.header, service.header_paths)
         target = self._target(head)
         if self.upstream is not None and target is self.backend:
             self._send_head(head)
@@ -290,12 +312,18 @@ class HttpSession(Session):
         return mode
 
     def _target(self, head: Head) -> Backend | None:
-        """The server for this request: its cookie's while up and enabled, else the connection's; None to let
-        the scheduler (and source-IP persistence) choose."""
-        table = self.service.table
+        """The server for this request: its cookie's while up and enabled, else its persistence header's, else
+        the connection's; None to let the scheduler (and source-IP persistence) choose."""
+        service = self.service
+        table = service.table
         cookie = head.persist
         if cookie is not None:
-            b = self.service.by_cookie.get(cookie)
+            b = service.by_cookie.get(cookie)
+            if b is not None and table.available(b.slot):
+                return b
+        if head.affinity is not None and service.by_header is not None:
+            address = service.by_header.get(head.affinity, time.monotonic())
+            b = service.by_address.get(address) if address is not None else None
             if b is not None and table.available(b.slot):
                 return b
         b = self.backend  # the connection's server: it keeps its clients while up and not disabled (drain too)
@@ -310,6 +338,9 @@ class HttpSession(Session):
         self.retry = head if (self.reused and not self.inflight and head.method in RETRYABLE and
                               not head.length and not head.chunked and not head.upgrade) else None
         self.reused = True
+        by_header = self.service.by_header
+        if head.affinity is not None and by_header is not None:  # from now on this value means this server
+            by_header.put(head.affinity, self.backend.address, time.monotonic())  # type: ignore[union-attr]
         self.inflight.append((head.method, set_cookie, head.close))
         self._to_server(head.raw)
 

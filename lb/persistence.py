@@ -1,5 +1,6 @@
 """Persistence: source-IP tables with an idle timeout (in shared memory, so every worker and every reload
-sees the same entries), and the stateless cookie value that names a server."""
+sees the same entries), the same tables keyed by a request header's value (HTTP mode; only a keyed hash of the
+value is stored), and the stateless cookie value that names a server."""
 
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ class SourceTable:
         self.salt = hashlib.blake2b(name.encode(), digest_size=8).digest()
         self.timeout = timeout
 
-    def _key(self, client: str) -> int:
-        return int.from_bytes(hashlib.blake2b(socket.inet_aton(client), digest_size=8, key=self.salt).digest(),
-                              "little") or 1
+    def _key(self, client: str | bytes) -> int:
+        """`client`: an IPv4 address, or a header's value as bytes."""
+        raw = client if isinstance(client, bytes) else socket.inet_aton(client)
+        return int.from_bytes(hashlib.blake2b(raw, digest_size=8, key=self.salt).digest(), "little") or 1
 
-    def get(self, client: str, now: float) -> str | None:
+    def get(self, client: str | bytes, now: float) -> str | None:
         key = self._key(client)
         mem, n = self.memory.mem, self.memory.entries
         for i in range(_PROBE):
@@ -46,7 +48,7 @@ class SourceTable:
                 return socket.inet_ntoa(server.to_bytes(4, "big")) if exp >= now else None
         return None
 
-    def put(self, client: str, server: str, now: float) -> None:
+    def put(self, client: str | bytes, server: str, now: float) -> None:
         key = self._key(client)
         mem, n = self.memory.mem, self.memory.entries
         target, oldest = -1, float("inf")

@@ -151,6 +151,37 @@ def test_requests_without_a_cookie_fall_back_to_the_clients_address(net: Net,
             assert c.request(cookie=cookie[other])[1]["x-server"] == other
 
 
+def test_activesync_requests_persist_by_their_authorization_header(net: Net,
+                                                                  two: Callable[[str], Balancer]) -> None:
+    """Phones keep no cookies and change addresses: with `header = "Authorization"` on the ActiveSync path,
+    each device's requests reach the server its first request went to, from any address and on any connection,
+    while other paths (and requests without the header) are balanced as before; the value never shows in the
+    balancer's log."""
+    lb = two(COOKIE + '\nheader = "Authorization"\nheader_paths = ["/Microsoft-Server-ActiveSync"]')
+    devices = [f"Basic ZGV2aWNl{i}c2VjcmV0" for i in range(6)]
+    first: dict[str, str] = {}
+    for rnd in range(3):
+        for i, auth in enumerate(devices):  # a new connection from a new address each time
+            with Client(net.vip, 8001, net.host(60 + (rnd * 6 + i) % 30)) as c:
+                _, h, _ = c.request("POST", "/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=d%d" % i, body=b"x",
+                                    extra=f"Authorization: {auth}\r\n")
+                first.setdefault(auth, h["x-server"])
+                assert h["x-server"] == first[auth], (rnd, i)
+    assert set(first.values()) == {"A", "B"}  # the devices were balanced over both servers
+    # one connection carrying several devices' requests (a reverse proxy in front): each goes to its server
+    with Client(net.vip, 8001) as c:
+        for auth in devices + devices[::-1]:
+            _, h, _ = c.request("GET", "/microsoft-server-activesync?Cmd=Ping", extra=f"Authorization: {auth}\r\n")
+            assert h["x-server"] == first[auth]
+    # another path with the same header is not persisted by it: new connections alternate (round robin)
+    seen = set()
+    for i in range(4):
+        with Client(net.vip, 8001, net.host(90)) as c:
+            seen.add(c.request("GET", "/ews/exchange.asmx", extra=f"Authorization: {devices[0]}\r\n")[1]["x-server"])
+    assert seen == {"A", "B"}
+    assert "ZGV2aWNl" not in lb.proc.text()
+
+
 def test_bodies_and_answers_are_framed_across_switches(net: Net, two: Callable[[str], Balancer]) -> None:
     two(COOKIE)
     cookie = _cookies(net)

@@ -92,7 +92,8 @@ def test_service_overrides_template_fields() -> None:
      "c.toml: virtual_services[0].persistence.header: expected a header name"),
     ('port = 25\nmode = "http"\n[virtual_services.persistence]\nheader_paths = ["/Microsoft-Server-ActiveSync"]',
      "c.toml: virtual_services[0].persistence.header_paths: applies only with persistence.header"),
-    ('port = 25\nmode = "http"\n[virtual_services.persistence]\nheader = "Authorization"\nheader_paths = ["eas"]',
+    ('port = 25\nmode = "http"\n[virtual_services.persistence]\nheader = "Authorization"\n'
+     'header_paths = ["eas"]',
      "c.toml: virtual_services[0].persistence.header_paths: expected a list of URL path prefixes"),
     ('port = 25\n[virtual_services.health]\naccepted_codes = ["2xx", "abc"]',
      "c.toml: virtual_services[0].health.accepted_codes[1]: expected a code 100-599"),

@@ -74,21 +74,32 @@ class ServiceRuntime:
         self.generation = -1  # of the shared table when `ready` was worked out
         self.ready: list[Backend] = []  # the servers that may take new clients (weight > 0, up and enabled)
 
+    def for_cookie(self, cookie: str, exclude: set[Backend] | None = None) -> Backend | None:
+        """The server persistence cookie `cookie` names, if it may take clients now."""
+        b = self.by_cookie.get(cookie)
+        return b if b is not None and self.table.available(b.slot) and (not exclude or b not in exclude) else None
+
+    def persisted(self, table: SourceTable, key: str | bytes, now: float,
+                  exclude: set[Backend] | None = None) -> Backend | None:
+        """The server `key` (a client address, a header's value) went to last in `table`, if it may take
+        clients now."""
+        addr = table.get(key, now)
+        b = self.by_address.get(addr) if addr is not None else None
+        return b if b is not None and self.table.available(b.slot) and (not exclude or b not in exclude) else None
+
     def choose(self, client_ip: str, exclude: set[Backend] | None, cookie: str | None) -> Backend | None:
         table = self.table
         if cookie is not None:
-            b = self.by_cookie.get(cookie)
-            if b is not None and table.available(b.slot) and (not exclude or b not in exclude):
+            b = self.for_cookie(cookie, exclude)
+            if b is not None:
                 return b
         persist = self.persist
         if persist is not None:
             now = time.monotonic()
-            addr = persist.get(client_ip, now)
-            if addr is not None:
-                b = self.by_address.get(addr)
-                if b is not None and table.available(b.slot) and (not exclude or b not in exclude):
-                    persist.put(client_ip, addr, now)
-                    return b
+            b = self.persisted(persist, client_ip, now, exclude)
+            if b is not None:
+                persist.put(client_ip, b.address, now)
+                return b
         gen = table.generation()
         if gen != self.generation:  # availability changes only with the shared table's generation
             self.generation = gen

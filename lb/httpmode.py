@@ -315,17 +315,12 @@ class HttpSession(Session):
         """The server for this request: its cookie's while up and enabled, else its persistence header's, else
         the connection's; None to let the scheduler (and source-IP persistence) choose."""
         service = self.service
+        b = service.for_cookie(head.persist) if head.persist is not None else None
+        if b is None and head.affinity is not None and service.by_header is not None:
+            b = service.persisted(service.by_header, head.affinity, time.monotonic())
+        if b is not None:
+            return b
         table = service.table
-        cookie = head.persist
-        if cookie is not None:
-            b = service.by_cookie.get(cookie)
-            if b is not None and table.available(b.slot):
-                return b
-        if head.affinity is not None and service.by_header is not None:
-            address = service.by_header.get(head.affinity, time.monotonic())
-            b = service.by_address.get(address) if address is not None else None
-            if b is not None and table.available(b.slot):
-                return b
         b = self.backend  # the connection's server: it keeps its clients while up and not disabled (drain too)
         return b if b is not None and table.is_up(b.slot) and table.admin(b.slot) != DISABLED else None
 

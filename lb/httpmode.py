@@ -54,6 +54,7 @@ class Head:
     chunked: bool
     upgrade: bool
     close: bool  # the connection ends after this message (Connection: close; HTTP/1.0 without keep-alive)
+    target: bytes = b""  # requests: the request target as written (path and query, or absolute form)
     persist: str | None = None  # the persistence cookie's value (requests), filled in by the session
     affinity: bytes | None = None  # the persistence header's value (requests), when header persistence applies
 
@@ -71,8 +72,7 @@ def affinity(head: Head, name: bytes, prefixes: tuple[bytes, ...]) -> bytes | No
     """The value of request header `name` (lower case) if the request's path starts with one of `prefixes`
     (lower case; none: any path), else None."""
     if prefixes:
-        target = head.low[:head.low.find(b"\r\n")].split(b" ", 2)[1:2]
-        path = target[0] if target else b""
+        path = head.target.lower()
         if path.startswith((b"http://", b"https://")):  # absolute form: the path starts after the authority
             slash = path.find(b"/", path.find(b"//") + 2)
             path = path[slash:] if slash >= 0 else b"/"
@@ -105,9 +105,9 @@ def parse_head(raw: bytes, request: bool) -> Head:
     start = raw[:eol].split(b" ", 2)
     if len(start) < 2:
         raise BadMessage("bad start line")
-    method, status = b"", 0
+    method, target, status = b"", b"", 0
     if request:
-        method = start[0]
+        method, target = start[0], start[1]
         version = start[2] if len(start) > 2 else b""
     else:
         if not start[1][:3].isdigit():
@@ -140,7 +140,7 @@ def parse_head(raw: bytes, request: bool) -> Head:
                 raise BadMessage("request body without a length")
         else:
             upgrade = True
-    return Head(raw, low, method, status, length, chunked, upgrade or method == b"CONNECT", close)
+    return Head(raw, low, method, status, length, chunked, upgrade or method == b"CONNECT", close, target)
 
 
 class Framer:

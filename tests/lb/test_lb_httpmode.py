@@ -335,6 +335,7 @@ def test_heads_that_cannot_be_framed_are_refused(head: bytes) -> None:
 def test_head_fields_routing_needs() -> None:
     h = parse_head(b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\nUpgrade: websocket\r\n\r\n", True)
     assert (h.method, h.close, h.upgrade) == (b"GET", False, True)
+    assert h.target == b"/x"
     assert parse_head(b"GET /x HTTP/1.0\r\n\r\n", True).close
     r = parse_head(b"HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n", False)
     assert (r.status, r.close) == (304, True)

@@ -518,6 +518,11 @@ class Dataplane:
         backends: dict[str, Backend] = {}
         services: dict[str, ServiceRuntime] = {}
         persist: dict[str, SourceTable] = {}
+
+        def shared(name: str, timeout: float) -> SourceTable:  # one table per name: a group's services share it
+            persist[name] = persist.get(name) or self.memory.table(name, timeout)
+            return persist[name]
+
         for vs in config.virtual_services:
             blist = []
             for rs in vs.real_servers:
@@ -528,16 +533,9 @@ class Dataplane:
                 b.weight = rs.weight
                 backends[key] = b
                 blist.append(b)
-            table = None
-            if vs.persistence.kind == "source_ip" or vs.persistence.fallback == "source_ip":
-                name = vs.persistence.table_name(vs.name)
-                table = persist.get(name) or self.memory.table(name, vs.persistence.timeout)
-                persist[name] = table
-            by_header = None
-            if vs.persistence.header:
-                name = vs.persistence.table_name(vs.name) + "/header:" + vs.persistence.header.lower()
-                by_header = persist.get(name) or self.memory.table(name, vs.persistence.timeout)
-                persist[name] = by_header
+            p, base = vs.persistence, vs.persistence.table_name(vs.name)
+            table = shared(base, p.timeout) if "source_ip" in (p.kind, p.fallback) else None
+            by_header = shared(f"{base}/header:{p.header.lower()}", p.timeout) if p.header else None
             services[vs.name] = ServiceRuntime(vs, blist, self.table, table, by_header)
         # listeners: bind what is new first, so a failure leaves the running config alone
         def kind(rt: ServiceRuntime) -> str:

@@ -165,10 +165,12 @@ class Handoff:
         """The listening worker to pass a new long-lived session to, or -1 to keep it. Light load: the first
         worker. Otherwise the one holding the fewest, if it holds fewer than this one (passing it on to an
         equal would only move the imbalance)."""
-        if self.mode() == LIGHT:
-            first = self.first()
-            return -1 if first == self.index else first
-        return self._fewest()
+        return self._gather() if self.mode() == LIGHT else self._fewest()
+
+    def _gather(self) -> int:
+        """The worker to gather on (the first listening one), or -1 when that is this one."""
+        first = self.first()
+        return -1 if first == self.index else first
 
     def _fewest(self) -> int:
         """The listening worker holding the fewest long-lived sessions if fewer than this one, else -1."""
@@ -188,8 +190,8 @@ class Handoff:
         if mine <= 0:
             return -1, 0
         if mode == LIGHT:
-            first = self.first()
-            return (-1, 0) if first == self.index else (first, mine)
+            first = self._gather()
+            return (first, mine) if first >= 0 else (-1, 0)
         best = self._fewest()
         if best < 0:
             return -1, 0

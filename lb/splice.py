@@ -174,7 +174,16 @@ class RawSession:
             self._connect_failed(exc.errno or errno.EIO)
             return
         self.usock, self.ufd = sock, sock.fileno()
-        err = sock.connect_ex((b.address, self.port))
+        addr = (b.address, self.port)
+        err = sock.connect_ex(addr)
+        if err == errno.EINPROGRESS:
+            # ask once more: a server on this host (or a fast one) has answered before connect() returned, and
+            # then the session starts now, without a round through the poller for the connect's completion
+            err = sock.connect_ex(addr)
+            if err == errno.EISCONN:
+                err = 0
+            elif err == errno.EALREADY:
+                err = errno.EINPROGRESS
         if err == 0:
             self.listener.keeper.wake()
             self._connected()

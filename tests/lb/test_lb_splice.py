@@ -197,6 +197,40 @@ def test_an_idle_long_lived_session_is_closed_from_the_loop(net: Net, backend: C
     assert lb.server("raw", net.host(23))["connections"] == 0
 
 
+def test_a_connect_the_server_answers_late_still_carries_the_clients_bytes(net: Net,
+                                                                         balancer: Callable[..., Balancer]) -> None:
+    """Most connects to a server complete before connect() returns (the balancer then starts the session at
+    once); one the server answers late goes through the Poller. Here the server's accept queue is full, so the
+    balancer's first SYN is dropped and only its retransmission, a second later, is answered."""
+    server = socket.socket()
+    server.bind((net.host(23), 8005))
+    server.listen(0)  # room for one connection, which the filler takes
+    filler = socket.create_connection((net.host(23), 8005))
+    got: list[bytes] = []
+
+    def serve() -> None:  # free the queue once the balancer's SYN has been dropped, then answer it
+        time.sleep(0.5)
+        server.accept()[0].close()
+        conn, _ = server.accept()
+        with conn:
+            got.append(conn.recv(100))
+            conn.sendall(b"late " + got[0])
+
+    balancer(service_toml(net, "raw", "port = 8005", health='kind = "none"'))
+    thread = threading.Thread(target=serve, daemon=True)
+    try:
+        thread.start()
+        started = time.monotonic()
+        with socket.create_connection((net.vip, 8005), timeout=10) as c:
+            c.sendall(b"hello")
+            assert c.recv(100) == b"late hello"
+        assert time.monotonic() - started > 0.9  # it waited for the retransmitted SYN
+        thread.join(5)
+    finally:
+        filler.close()
+        server.close()
+
+
 def test_accepted_client_sockets_send_short_segments_at_once() -> None:
     """A raw listener's sockets carry TCP_NODELAY, so what it accepts does too: the last short segment of a large
     answer is not held back (Nagle) until the client's delayed ACK, 40 ms later."""

@@ -9,6 +9,8 @@ connections/s) and with wrk pacing each connection (a pause of PACE_MS between r
 
     python benchmarks/lb_bench.py [--quick]     (or: exha-lb bench [--quick])
     python benchmarks/lb_bench.py --http        (or: exha-lb bench --http): HTTP mode against HAProxy's
+    python benchmarks/lb_bench.py --floor       (or: exha-lb bench --floor): HAProxy, exha-lb and the least
+                                                CPython can do per connection (benchmarks/python_floor.py)
 
 The last line is: ratios vs haproxy: keepalive=X newconn=Y bulk=Z p99_added_ms=W
 """
@@ -37,6 +39,7 @@ SERVERS = ("127.0.0.23", "127.0.0.24")
 BACKEND_PORT = 18980
 PORTS = {"exha-lb": 18981, "haproxy": 18982, "nginx-stream": 18983}
 HTTP_PORTS = {"exha-lb-http": 18984, "haproxy-http": 18985}  # `--http`: the same balancers in HTTP mode
+FLOOR_PORT = 18986  # `--floor`: benchmarks/python_floor.py
 CLK = os.sysconf("SC_CLK_TCK")
 PACE_MS = 5  # wrk's per-connection pause between requests for the paced CPU measurement
 PACED_CONNS = {"keepalive": 100, "newconn": 20}
@@ -242,6 +245,13 @@ stream {{ upstream b {{ {' '.join(f'server {a}:{BACKEND_PORT};' for a in SERVERS
         (self.dir / "haproxy-http.cfg").write_text(cfg)
         self._spawn("haproxy-http", ["haproxy", "-db", "-f", str(self.dir / "haproxy-http.cfg")])
         self._wait([(VIP, port) for port in HTTP_PORTS.values()])
+
+    def start_floor(self) -> None:
+        """benchmarks/python_floor.py, one process per core like exha-lb's workers, over the same back ends."""
+        self._spawn("python-floor", [sys.executable, str(REPO / "benchmarks" / "python_floor.py"),
+                                     f"{VIP}:{FLOOR_PORT}", *(f"{a}:{BACKEND_PORT}" for a in SERVERS),
+                                     "--workers", str(os.cpu_count() or 1)])
+        self._wait([(VIP, FLOOR_PORT)])
 
     @staticmethod
     def _wait(listeners: list[tuple[str, int]]) -> None:
@@ -472,9 +482,61 @@ def http_mode(quick: bool = False) -> int:
         stack.stop()
 
 
+def floor(quick: bool = False) -> int:
+    """`--floor`: HAProxy, exha-lb and benchmarks/python_floor.py (no features, one epoll loop per process) on
+    the same back ends, in interleaved passes: keep-alive and new connections at saturation, and CPU per request
+    at the main run's fixed rates and wrk pacing. Each ratio is the median of the passes' own ratios to
+    HAProxy's figure in the same pass, so the machine's drift between passes cancels out."""
+    seconds, passes = (3.0, 1) if quick else (5.0, 6)
+    stack = Stack()
+    try:
+        stack.start()
+        stack.start_floor()
+        ports = {"haproxy": PORTS["haproxy"], "exha-lb": PORTS["exha-lb"], "python-floor": FLOOR_PORT}
+        paced = stack.dir / "pace.lua"
+        paced.write_text(f"function delay()\n  return {PACE_MS}\n end\n")
+        measures = [
+            ("keep-alive req/s, wrk -c50", "rps"), ("new connections/s, wrk -c50", "rps"),
+            ("CPU us per keep-alive request, 3,000/s", "cpu"), ("CPU us per new connection, 600/s", "cpu"),
+            (f"CPU us per keep-alive request, wrk-paced ({PACED_CONNS['keepalive']} connections)", "cpu"),
+            (f"CPU us per new connection, wrk-paced ({PACED_CONNS['newconn']} connections)", "cpu"),
+        ]
+        got: dict[tuple[str, str], list[float]] = {}
+        for _ in range(passes):
+            for name, port in ports.items():
+                pids, url = stack.pids(name), f"http://{VIP}:{port}/small"
+                sat_ka = wrk(url, 50, seconds, False, pids)
+                sat_nc = wrk(url, 50, seconds, True, pids)
+                values = [sat_ka.rps, sat_nc.rps,
+                          fixed_rate(VIP, port, 3000.0, seconds, False, pids),
+                          fixed_rate(VIP, port, 600.0, seconds, True, pids),
+                          wrk(url, PACED_CONNS["keepalive"], seconds, False, pids, paced).cpu_us_per_req,
+                          wrk(url, PACED_CONNS["newconn"], seconds, True, pids, paced).cpu_us_per_req]
+                for (measure, _), value in zip(measures, values):
+                    got.setdefault((name, measure), []).append(value)
+        print("| measure | haproxy | exha-lb | python floor | exha-lb / haproxy | floor / haproxy |")
+        print("|---|---|---|---|---|---|")
+        ratios: dict[tuple[str, str], float] = {}
+        for measure, _ in measures:
+            base = got[("haproxy", measure)]
+            for name in ("exha-lb", "python-floor"):
+                ratios[(name, measure)] = statistics.median(v / b for v, b in zip(got[(name, measure)], base))
+            print(f"| {measure} | " + " | ".join(f"{statistics.median(got[(n, measure)]):,.1f}" for n in ports)
+                  + f" | {ratios[('exha-lb', measure)]:.2f} | {ratios[('python-floor', measure)]:.2f} |")
+        for name in ("exha-lb", "python-floor"):
+            print(f"{name} vs haproxy (median of per-pass ratios, {passes} passes): "
+                  f"keepalive={ratios[(name, measures[0][0])]:.2f} "
+                  f"cpu_per_new_connection_fixed={ratios[(name, measures[3][0])]:.2f} "
+                  f"cpu_per_new_connection_paced={ratios[(name, measures[5][0])]:.2f}")
+        return 0
+    finally:
+        stack.stop()
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--http", action="store_true", help="HTTP mode against HAProxy's instead of the main run")
+    ap.add_argument("--floor", action="store_true", help="HAProxy, exha-lb and the Python floor (python_floor.py)")
     args = ap.parse_args()
-    sys.exit(http_mode(args.quick) if args.http else main(args.quick))
+    sys.exit(http_mode(args.quick) if args.http else floor(args.quick) if args.floor else main(args.quick))

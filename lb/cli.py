@@ -147,8 +147,11 @@ def list_templates() -> None:
 @main.command()
 @click.option("--quick", is_flag=True, help="short runs (a few seconds each)")
 @click.option("--http", "http", is_flag=True, help="HTTP mode against HAProxy's HTTP mode instead")
-def bench(quick: bool, http: bool) -> None:
+@click.option("--floor", "floor", is_flag=True, help="HAProxy, exha-lb and the least Python can do per connection")
+def bench(quick: bool, http: bool, floor: bool) -> None:
     """Benchmark against HAProxy and nginx stream on loopback (needs the source tree's benchmarks/)."""
+    if http and floor:
+        raise click.UsageError("--http and --floor are two different runs: give one of them")
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "lb_bench.py"
     if not path.is_file():
         _fail(LbError(f"{path} not found: run the benchmark from a source checkout"))
@@ -158,4 +161,6 @@ def bench(quick: bool, http: bool) -> None:
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules["lb_bench"] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    sys.exit(module.http_mode(quick=quick) if http else module.main(quick=quick))
+    if http:
+        sys.exit(module.http_mode(quick=quick))
+    sys.exit(module.floor(quick=quick) if floor else module.main(quick=quick))

@@ -21,6 +21,8 @@ import select
 import socket
 from _socket import socket as Socket
 
+from lb.runner import die_with_parent
+
 IN_END = select.EPOLLIN | select.EPOLLRDHUP
 FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 PIPE = 1 << 18
@@ -115,16 +117,6 @@ def serve(listen: tuple[str, int], servers: list[tuple[str, int]]) -> None:
                     pass
 
 
-def _die_with(parent: int) -> None:
-    """End this worker when the first process ends (Linux PR_SET_PDEATHSIG), so none outlives the benchmark."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # it ended before the request took effect
-        os._exit(0)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("listen", type=_address)
@@ -133,8 +125,10 @@ def main() -> None:
     args = ap.parse_args()
     parent = os.getpid()
     for _ in range(args.workers - 1):
-        if os.fork() == 0:
-            _die_with(parent)
+        if os.fork() == 0:  # a worker ends with the first process (the balancer's own helper), so none outlives
+            die_with_parent()  # the benchmark; it may have ended before that took effect
+            if os.getppid() != parent:
+                os._exit(0)
             break
     serve(args.listen, args.servers)
 

@@ -243,7 +243,7 @@ class Runner:
         try:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
-            _die_with_parent()
+            die_with_parent()
             asyncio.events._set_running_loop(None)  # forked from inside the supervisor's running loop
             asyncio.set_event_loop_policy(None)
             with asyncio.Runner(loop_factory=loop_factory()) as r:
@@ -351,7 +351,7 @@ def _reason(exc: Exception) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask the kernel to send SIGTERM to this worker if the supervisor dies (Linux prctl PR_SET_PDEATHSIG)."""
     try:
         import ctypes

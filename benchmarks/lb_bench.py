@@ -253,6 +253,12 @@ stream {{ upstream b {{ {' '.join(f'server {a}:{BACKEND_PORT};' for a in SERVERS
                                      "--workers", str(os.cpu_count() or 1)])
         self._wait([(VIP, FLOOR_PORT)])
 
+    def pace_script(self) -> Path:
+        """A wrk Lua script pausing each connection PACE_MS between requests (the paced CPU measurement)."""
+        path = self.dir / "pace.lua"
+        path.write_text(f"function delay()\n  return {PACE_MS}\n end\n")
+        return path
+
     @staticmethod
     def _wait(listeners: list[tuple[str, int]]) -> None:
         """Until each (address, port) accepts, then one second more for the processes to settle."""
@@ -412,8 +418,7 @@ def main(quick: bool = False) -> int:
         # below saturation one measurement drifts with the machine's state: several shorter passes, interleaved
         # across the balancers, and their medians
         rates = {"keepalive": 3000.0, "newconn": 600.0}
-        paced = stack.dir / "pace.lua"
-        paced.write_text(f"function delay()\n  return {PACE_MS}\n end\n")
+        paced = stack.pace_script()
         balancers = ("haproxy", "nginx-stream", "exha-lb")
         fixed: dict[tuple[str, str], list[float]] = {}
         pace: dict[tuple[str, str], list[Run]] = {}
@@ -493,13 +498,12 @@ def floor(quick: bool = False) -> int:
         stack.start()
         stack.start_floor()
         ports = {"haproxy": PORTS["haproxy"], "exha-lb": PORTS["exha-lb"], "python-floor": FLOOR_PORT}
-        paced = stack.dir / "pace.lua"
-        paced.write_text(f"function delay()\n  return {PACE_MS}\n end\n")
+        paced = stack.pace_script()
         measures = [
-            ("keep-alive req/s, wrk -c50", "rps"), ("new connections/s, wrk -c50", "rps"),
-            ("CPU us per keep-alive request, 3,000/s", "cpu"), ("CPU us per new connection, 600/s", "cpu"),
-            (f"CPU us per keep-alive request, wrk-paced ({PACED_CONNS['keepalive']} connections)", "cpu"),
-            (f"CPU us per new connection, wrk-paced ({PACED_CONNS['newconn']} connections)", "cpu"),
+            "keep-alive req/s, wrk -c50", "new connections/s, wrk -c50",
+            "CPU us per keep-alive request, 3,000/s", "CPU us per new connection, 600/s",
+            f"CPU us per keep-alive request, wrk-paced ({PACED_CONNS['keepalive']} connections)",
+            f"CPU us per new connection, wrk-paced ({PACED_CONNS['newconn']} connections)",
         ]
         got: dict[tuple[str, str], list[float]] = {}
         for _ in range(passes):
@@ -512,12 +516,12 @@ def floor(quick: bool = False) -> int:
                           fixed_rate(VIP, port, 600.0, seconds, True, pids),
                           wrk(url, PACED_CONNS["keepalive"], seconds, False, pids, paced).cpu_us_per_req,
                           wrk(url, PACED_CONNS["newconn"], seconds, True, pids, paced).cpu_us_per_req]
-                for (measure, _), value in zip(measures, values):
+                for measure, value in zip(measures, values):
                     got.setdefault((name, measure), []).append(value)
         print("| measure | haproxy | exha-lb | python floor | exha-lb / haproxy | floor / haproxy |")
         print("|---|---|---|---|---|---|")
         ratios: dict[tuple[str, str], float] = {}
-        for measure, _ in measures:
+        for measure in measures:
             base = got[("haproxy", measure)]
             for name in ("exha-lb", "python-floor"):
                 ratios[(name, measure)] = statistics.median(v / b for v, b in zip(got[(name, measure)], base))
@@ -525,9 +529,9 @@ def floor(quick: bool = False) -> int:
                   + f" | {ratios[('exha-lb', measure)]:.2f} | {ratios[('python-floor', measure)]:.2f} |")
         for name in ("exha-lb", "python-floor"):
             print(f"{name} vs haproxy (median of per-pass ratios, {passes} passes): "
-                  f"keepalive={ratios[(name, measures[0][0])]:.2f} "
-                  f"cpu_per_new_connection_fixed={ratios[(name, measures[3][0])]:.2f} "
-                  f"cpu_per_new_connection_paced={ratios[(name, measures[5][0])]:.2f}")
+                  f"keepalive={ratios[(name, measures[0])]:.2f} "
+                  f"cpu_per_new_connection_fixed={ratios[(name, measures[3])]:.2f} "
+                  f"cpu_per_new_connection_paced={ratios[(name, measures[5])]:.2f}")
         return 0
     finally:
         stack.stop()

@@ -22,11 +22,9 @@ import socket
 from _socket import socket as Socket
 
 from lb.runner import die_with_parent
+from lb.splice import F_SETPIPE_SZ, FLAGS, PIPE_SIZE  # the balancer's own: the two move bytes alike
 
 IN_END = select.EPOLLIN | select.EPOLLRDHUP
-FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-PIPE = 1 << 18
-F_SETPIPE_SZ = 1031
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -36,7 +34,7 @@ def _address(text: str) -> tuple[str, int]:
 
 def _drain(rpipe: int) -> None:
     try:
-        while os.read(rpipe, PIPE):
+        while os.read(rpipe, PIPE_SIZE):
             pass
     except BlockingIOError:
         pass
@@ -54,7 +52,7 @@ def serve(listen: tuple[str, int], servers: list[tuple[str, int]]) -> None:
     ep = select.epoll()
     ep.register(lfd, select.EPOLLIN)
     rpipe, wpipe = os.pipe2(os.O_NONBLOCK)
-    fcntl.fcntl(wpipe, F_SETPIPE_SZ, PIPE)
+    fcntl.fcntl(wpipe, F_SETPIPE_SZ, PIPE_SIZE)
     # fd -> (the connection's [client, server, sides ended], this fd's side)
     conns: dict[int, tuple[list, int]] = {}
     splice = os.splice
@@ -85,7 +83,7 @@ def serve(listen: tuple[str, int], servers: list[tuple[str, int]]) -> None:
             conn, side = entry
             out = conn[1 - side].fileno()
             try:
-                n = splice(fd, wpipe, PIPE, None, None, FLAGS)
+                n = splice(fd, wpipe, PIPE_SIZE, None, None, FLAGS)
                 while n:
                     try:
                         sent = splice(rpipe, out, n, None, None, FLAGS)
@@ -95,7 +93,7 @@ def serve(listen: tuple[str, int], servers: list[tuple[str, int]]) -> None:
                         raise OSError("slow receiver")
                     if not events & select.EPOLLRDHUP:
                         break
-                    n = splice(fd, wpipe, PIPE, None, None, FLAGS)  # its end came with these bytes
+                    n = splice(fd, wpipe, PIPE_SIZE, None, None, FLAGS)  # its end came with these bytes
             except BlockingIOError:
                 continue
             except OSError:  # reset, or a slow receiver: end the connection, empty the pipe
